@@ -1,0 +1,41 @@
+# ferry: `make demo` and `make test` do all the set-up on a fresh Debian machine.
+.PHONY: all deps build test demo format clean
+
+# Debian packages the build and the tests need; installed only when missing.
+PACKAGES := cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev libgtest-dev \
+            python3 iproute2 procps
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+JOBS := $(shell nproc)
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Optimised build: the binary lands at build/ferry.
+build: deps
+	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+	cmake --build build -j $(JOBS)
+
+# Sanitized build (ASan + UBSan, -Werror) and every test through ctest.
+test: deps
+	cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON
+	cmake --build build-test -j $(JOBS)
+	cd build-test && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+demo: build
+	./build/ferry resolve localhost domain
+	./build/example_roundtrip
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.c')
+
+clean:
+	rm -rf build build-test

@@ -1,0 +1,62 @@
+// The ferry command: parses the command line, then runs the chosen subcommand.
+#include <csignal>
+#include <exception>
+
+#include <fmt/core.h>
+
+#include "command.hpp"
+#include "ferry/address.hpp"
+#include "ferry/error.hpp"
+
+namespace ferry::cli {
+
+CLI::Validator port_validator() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            try {
+                parse_port(text);
+                return {};
+            } catch (const Error&) {
+                return "port '" + text + "' is not a number in 0..65535 or a known service";
+            }
+        },
+        "PORT", "port");
+}
+
+}  // namespace ferry::cli
+
+int main(int argc, char** argv) {
+    // A write to a closed connection must be an error we report, not a death.
+    // The library already sends with MSG_NOSIGNAL; this covers writes to
+    // stdout when it is a pipe whose reader went away.
+    std::signal(SIGPIPE, SIG_IGN);
+
+    CLI::App app("ferry: sockets toolkit, the classic client/server programs and the tools around them",
+                 "ferry");
+    app.set_version_flag("--version", "ferry " FERRY_VERSION);
+    app.require_subcommand(1);
+    app.fallthrough(false);
+
+    ferry::cli::Runner run;
+    ferry::cli::add_resolve(app, run);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        fmt::print(stderr, "ferry: {}\n", e.what());
+        return 2;
+    }
+
+    try {
+        return run ? run() : 2;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "ferry: {}\n", e.what());
+        return 1;
+    }
+}
