@@ -5,25 +5,7 @@
 #include <fmt/core.h>
 
 #include "command.hpp"
-#include "ferry/address.hpp"
-#include "ferry/error.hpp"
 
-namespace ferry::cli {
-
-CLI::Validator port_validator() {
-    return CLI::Validator(
-        [](std::string& text) -> std::string {
-            try {
-                parse_port(text);
-                return {};
-            } catch (const Error&) {
-                return "port '" + text + "' is not a number in 0..65535 or a known service";
-            }
-        },
-        "PORT", "port");
-}
-
-}  // namespace ferry::cli
 
 int main(int argc, char** argv) {
     // A write to a closed connection must be an error we report, not a death.
@@ -38,6 +20,14 @@ int main(int argc, char** argv) {
     app.fallthrough(false);
 
     ferry::cli::Runner run;
+    ferry::cli::add_udp_local(app, run);
+    ferry::cli::add_udp_remote(app, run);
+    ferry::cli::add_udp_broadcast(app, run);
+    ferry::cli::add_big_sender(app, run);
+    ferry::cli::add_tcp_sixteen(app, run);
+    ferry::cli::add_tcp_deadlock(app, run);
+    ferry::cli::add_timestamp(app, run);
+    ferry::cli::add_tour(app, run);
     ferry::cli::add_resolve(app, run);
 
     try {

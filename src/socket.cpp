@@ -7,6 +7,7 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "ferry/error.hpp"
@@ -126,9 +127,10 @@ std::string Socket::context(const char* what) const {
     Address a;
     if (::getpeername(fd(), a.data(), a.size_ptr()) == 0) return std::string(what) + " " + a.to_string();
     a = Address();
+    const std::string verb(what, std::strcspn(what, " "));
     if (::getsockname(fd(), a.data(), a.size_ptr()) == 0 && a.family() != AF_UNSPEC)
-        return std::string(what) + " socket on " + a.to_string();
-    return what;
+        return verb + " on " + a.to_string();
+    return verb;
 }
 
 }  // namespace ferry

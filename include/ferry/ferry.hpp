@@ -7,4 +7,5 @@
 #include "ferry/error.hpp"      // IWYU pragma: export
 #include "ferry/fd.hpp"         // IWYU pragma: export
 #include "ferry/framing.hpp"    // IWYU pragma: export
+#include "ferry/reliable_udp.hpp"  // IWYU pragma: export
 #include "ferry/socket.hpp"     // IWYU pragma: export
