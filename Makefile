@@ -30,9 +30,9 @@ test: deps
 	cmake --build build-test -j $(JOBS)
 	cd build-test && ctest --output-on-failure -j $(JOBS) --timeout 300
 
+# The main job: every classic program's server and client over loopback.
 demo: build
-	./build/ferry resolve localhost domain
-	./build/example_roundtrip
+	./build/ferry tour
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.c')

@@ -30,6 +30,16 @@ int main(int argc, char** argv) {
     ferry::cli::add_tour(app, run);
     ferry::cli::add_resolve(app, run);
 
+    // CLI11 would report a mistyped command as "A subcommand is required".
+    const auto known = [&app](const std::string& name) {
+        for (const CLI::App* sub : app.get_subcommands({}))
+            if (sub->check_name(name)) return true;
+        return false;
+    };
+    if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
+        fmt::print(stderr, "ferry: unknown command '{}' (ferry --help lists them)\n", argv[1]);
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

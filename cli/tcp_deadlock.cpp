@@ -220,7 +220,7 @@ void add_tcp_deadlock(CLI::App& app, Runner& run) {
     client->add_option("host", o->host, "host to connect to")->required();
     client->add_option("bytecount", o->bytecount, "bytes to send (rounded up to a multiple of 16)")
         ->required()
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
     add_port_option(client, o->port);
     client->add_option("--stall-timeout", o->stall_timeout,
                        "report a stall and exit 1 when no byte moves for this many seconds")

@@ -1,4 +1,5 @@
 // ferry udp-remote server|client: a lossy UDP server, and a client that retries with backoff.
+#include <cerrno>
 #include <memory>
 #include <optional>
 #include <random>
@@ -70,7 +71,7 @@ int run_server(const UdpRemoteOptions& o) {
     return 0;
 }
 
-int run_client(const UdpRemoteOptions& o) {
+RetryPolicy retry_policy(const UdpRemoteOptions& o) {
     RetryPolicy policy;
     policy.initial_wait = seconds(o.initial_wait);
     policy.factor = o.factor;
@@ -82,7 +83,11 @@ int run_client(const UdpRemoteOptions& o) {
     policy.adaptive = o.adaptive;
     policy.request_ids = o.request_ids;
     if (o.seed) policy.seed = *o.seed;
-    policy.validate();
+    return policy;
+}
+
+int run_client(const UdpRemoteOptions& o) {
+    const RetryPolicy policy = retry_policy(o);
 
     ConnectOptions connect;
     connect.socktype = SOCK_DGRAM;
@@ -99,6 +104,10 @@ int run_client(const UdpRemoteOptions& o) {
             });
         } catch (const TimeoutError&) {
             throw Failure("I think the server is down");
+        } catch (const Error& e) {
+            if (e.code() != std::error_code(ECONNREFUSED, std::system_category())) throw;
+            // The kernel turned an ICMP port-unreachable into an error on this connected socket.
+            throw Failure(std::string(e.what()) + " (no server is listening on that UDP port)");
         }
         say("The server says {}", py_repr(reply));
     }
@@ -160,7 +169,14 @@ void add_udp_remote(CLI::App& app, Runner& run) {
         ->check(CLI::Range(1u, 1000000u))
         ->capture_default_str();
     client->add_option("--seed", o->seed, "seed for the jitter");
-    client->callback([o, &run] { run = [o] { return run_client(*o); }; });
+    client->callback([o, &run] {
+        try {
+            retry_policy(*o).validate();  // a bad combination is a usage error, found before any socket
+        } catch (const Error& e) {
+            throw CLI::ValidationError(e.what());
+        }
+        run = [o] { return run_client(*o); };
+    });
 }
 
 }  // namespace ferry::cli
