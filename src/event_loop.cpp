@@ -1,0 +1,197 @@
+#include "ferry/event_loop.hpp"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+
+#include "ferry/error.hpp"
+
+namespace ferry {
+
+EventLoop::EventLoop(Backend backend)
+    : poller_(Poller::create(backend)),
+      timerfd_(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)),
+      wakeup_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!timerfd_) throw_errno("timerfd_create");
+    if (!wakeup_) throw_errno("eventfd");
+    watch(timerfd_.get(), events::readable, [this](std::uint32_t) { on_timers(); });
+    watch(wakeup_.get(), events::readable, [this](std::uint32_t) { on_wakeup(); });
+}
+
+EventLoop::~EventLoop() = default;
+
+void EventLoop::watch(int fd, std::uint32_t interest, Handler handler) {
+    if (fd < 0) throw_errno(EBADF, "watch descriptor " + std::to_string(fd));
+    const auto slot = static_cast<std::size_t>(fd);
+    if (slot >= watches_.size()) watches_.resize(std::max(slot + 1, watches_.size() * 2));
+    Watch& w = watches_[slot];
+    if (w.active) throw_errno(EEXIST, "watch descriptor " + std::to_string(fd));
+    poller_->add(fd, interest);
+    w.handler = std::move(handler);
+    w.interest = interest;
+    w.round = round_;
+    w.active = true;
+}
+
+void EventLoop::modify(int fd, std::uint32_t interest) {
+    Watch& w = watches_.at(static_cast<std::size_t>(fd));
+    if (w.interest == interest) return;  // saves a system call on the hot path
+    poller_->modify(fd, interest);
+    w.interest = interest;
+}
+
+void EventLoop::unwatch(int fd) {
+    if (!watching(fd)) return;
+    Watch& w = watches_[static_cast<std::size_t>(fd)];
+    poller_->remove(fd);
+    w.active = false;
+    // The handler may be the one running now: keep it alive until the round ends.
+    retired_.push_back(std::move(w.handler));
+}
+
+bool EventLoop::watching(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() &&
+           watches_[static_cast<std::size_t>(fd)].active;
+}
+
+std::uint32_t EventLoop::interest(int fd) const noexcept {
+    return watching(fd) ? watches_[static_cast<std::size_t>(fd)].interest : 0;
+}
+
+void EventLoop::run() {
+    stopping_ = false;
+    while (!stopping_.load(std::memory_order_relaxed))
+        run_once(std::nullopt);
+}
+
+void EventLoop::run_once(std::optional<Duration> timeout) {
+    ++round_;
+    const auto ready = poller_->wait(timeout);
+    for (const ReadyEvent& r : ready)
+        dispatch(r);
+    retired_.clear();
+}
+
+void EventLoop::dispatch(const ReadyEvent& ready) {
+    const auto slot = static_cast<std::size_t>(ready.fd);
+    if (slot >= watches_.size()) return;
+    Watch& w = watches_[slot];
+    // Unwatched during this round, or watched anew during it (a reused
+    // descriptor number): the event belonged to the previous owner.
+    if (!w.active || w.round == round_) return;
+    w.handler(ready.events);
+}
+
+void EventLoop::stop() {
+    stopping_ = true;
+    const std::uint64_t one = 1;
+    // The eventfd counter cannot overflow from wake-ups; a failed write only means "already awake".
+    [[maybe_unused]] const ssize_t n = ::write(wakeup_.get(), &one, sizeof one);
+}
+
+void EventLoop::post(std::function<void()> fn) {
+    {
+        std::lock_guard lock(posted_mutex_);
+        posted_.push_back(std::move(fn));
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wakeup_.get(), &one, sizeof one);
+}
+
+void EventLoop::on_wakeup() {
+    std::uint64_t count = 0;
+    [[maybe_unused]] const ssize_t n = ::read(wakeup_.get(), &count, sizeof count);
+    std::vector<std::function<void()>> work;
+    {
+        std::lock_guard lock(posted_mutex_);
+        work.swap(posted_);
+    }
+    for (auto& fn : work)
+        fn();
+}
+
+EventLoop::TimerId EventLoop::add_timer(Duration after, std::function<void()> fn,
+                                        std::optional<Duration> every) {
+    if (every && *every <= Duration::zero())
+        throw_errno(EINVAL, "a repeating timer of period <= 0");
+    const TimerId id = next_timer_++;
+    const auto when = Clock::now() + std::max(after, Duration::zero());
+    timers_.emplace(id, Timer{std::make_shared<std::function<void()>>(std::move(fn)), when, every});
+    timer_queue_.emplace(std::pair{when, id}, id);
+    arm_timerfd();
+    return id;
+}
+
+void EventLoop::cancel_timer(TimerId id) {
+    const auto it = timers_.find(id);
+    if (it == timers_.end()) return;
+    timer_queue_.erase({it->second.when, id});
+    timers_.erase(it);
+    arm_timerfd();
+}
+
+void EventLoop::arm_timerfd() {
+    itimerspec spec{};
+    if (!timer_queue_.empty()) {
+        const auto left = timer_queue_.begin()->first.first - Clock::now();
+        const auto ns =
+            std::max<std::int64_t>(1, std::chrono::duration_cast<Duration>(left).count());
+        spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    }
+    if (::timerfd_settime(timerfd_.get(), 0, &spec, nullptr) != 0) throw_errno("timerfd_settime");
+}
+
+void EventLoop::on_timers() {
+    std::uint64_t expirations = 0;
+    [[maybe_unused]] const ssize_t n = ::read(timerfd_.get(), &expirations, sizeof expirations);
+    const auto now = Clock::now();
+    std::vector<TimerId> due;
+    while (!timer_queue_.empty() && timer_queue_.begin()->first.first <= now) {
+        due.push_back(timer_queue_.begin()->second);
+        timer_queue_.erase(timer_queue_.begin());
+    }
+    for (const TimerId id : due) {
+        const auto it = timers_.find(id);
+        if (it == timers_.end()) continue;  // cancelled by an earlier callback in this batch
+        const auto fn = it->second.fn;
+        if (it->second.every) {
+            it->second.when = now + *it->second.every;
+            timer_queue_.emplace(std::pair{it->second.when, id}, id);
+        } else {
+            timers_.erase(it);
+        }
+        (*fn)();
+    }
+    arm_timerfd();
+}
+
+void EventLoop::on_signal(int signo, std::function<void()> fn) {
+    sigset_t set;
+    sigemptyset(&set);
+    signal_handlers_[signo] = std::move(fn);
+    for (const auto& [s, unused] : signal_handlers_)
+        sigaddset(&set, s);
+    if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) throw_errno("pthread_sigmask");
+    const int fd = ::signalfd(signalfd_ ? signalfd_.get() : -1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0) throw_errno("signalfd");
+    if (!signalfd_) {
+        signalfd_.reset(fd);
+        watch(fd, events::readable, [this](std::uint32_t) { on_signals(); });
+    }
+}
+
+void EventLoop::on_signals() {
+    signalfd_siginfo info{};
+    while (::read(signalfd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        const auto it = signal_handlers_.find(static_cast<int>(info.ssi_signo));
+        if (it != signal_handlers_.end()) it->second();
+    }
+}
+
+}  // namespace ferry
