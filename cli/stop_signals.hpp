@@ -24,6 +24,8 @@ public:
     Wake wait(const Socket& socket, short events, Deadline deadline = std::nullopt) const;
     /// True once a stop signal has arrived (does not consume it).
     [[nodiscard]] bool requested() const;
+    /// The signalfd, for a loop that polls several descriptors: readable once a stop signal arrived.
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
 private:
     Fd fd_;

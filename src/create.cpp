@@ -46,7 +46,10 @@ Socket create_server(std::string_view host, std::string_view service,
     for (const Resolved& r : candidates) {
         try {
             Socket s(r.family, r.socktype, r.protocol);
-            if (options.reuse_address) s.set_reuse_address(true);
+            // SO_REUSEADDR exists to rebind over TIME_WAIT connections; on a
+            // datagram socket there are none, and it would instead let a second
+            // server bind the same port silently (socket(7)).
+            if (options.reuse_address && r.socktype != SOCK_DGRAM) s.set_reuse_address(true);
             if (options.reuse_port) s.set_reuse_port(true);
             if (r.family == AF_INET6) s.set_v6_only(true);
             s.bind(r.address);

@@ -64,9 +64,10 @@ std::uint32_t EventLoop::interest(int fd) const noexcept {
 }
 
 void EventLoop::run() {
-    stopping_ = false;
+    // stop() may come before run() starts (from another thread): it still counts.
     while (!stopping_.load(std::memory_order_relaxed))
         run_once(std::nullopt);
+    stopping_ = false;  // so that the loop can be run again
 }
 
 void EventLoop::run_once(std::optional<Duration> timeout) {

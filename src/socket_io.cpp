@@ -18,9 +18,10 @@ IoResult Socket::retry(Direction dir, Deadline deadline, bool wait_when_nonblock
         const int err = errno;
         if (err == EINTR) continue;
         if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(err, context(what));
-        // A blocking descriptor only says EAGAIN when the user set SO_RCVTIMEO/SO_SNDTIMEO.
-        if (!timeout_) throw TimeoutError(context(what));
-        if (*timeout_ == Duration::zero() && !wait_when_nonblocking) return std::nullopt;
+        // Without a deadline, a blocking descriptor only says EAGAIN when the
+        // user set SO_RCVTIMEO/SO_SNDTIMEO.
+        if (!timeout_ && !deadline) throw TimeoutError(context(what));
+        if (timeout_ == Duration::zero() && !wait_when_nonblocking) return std::nullopt;
         if (!wait(dir == Direction::in ? POLLIN : POLLOUT, deadline))
             throw TimeoutError(context(what));
     }
@@ -102,8 +103,11 @@ void Socket::send_all(const void* data, std::size_t size) {
 }
 
 std::size_t Socket::recv_before(void* data, std::size_t size, Deadline deadline) {
+    // On a blocking descriptor recv(2) would wait past the deadline: receive
+    // with MSG_DONTWAIT and let retry() poll until the deadline instead.
+    const int flags = deadline && !timeout_ ? MSG_DONTWAIT : 0;
     return *retry(Direction::in, deadline, true, "recv from",
-                  [&] { return ::recv(fd(), data, size, 0); });
+                  [&] { return ::recv(fd(), data, size, flags); });
 }
 
 void Socket::recv_exact(void* data, std::size_t size) {

@@ -27,8 +27,11 @@ struct ServerOptions {
     int family = AF_UNSPEC;
     int socktype = SOCK_STREAM;
     int backlog = SOMAXCONN;
-    bool reuse_address = true;  ///< SO_REUSEADDR, so a restarted server can bind at once
-    bool reuse_port = false;    ///< SO_REUSEPORT, for one listener per thread
+    /// SO_REUSEADDR, so a restarted server can bind at once. Stream and
+    /// seqpacket sockets only: on UDP it would let two servers share the port
+    /// unnoticed (use reuse_port to share one on purpose).
+    bool reuse_address = true;
+    bool reuse_port = false;  ///< SO_REUSEPORT, for one listener per thread
 };
 
 /// Binds (and, for stream sockets, listens) on the first address `host`/

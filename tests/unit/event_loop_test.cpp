@@ -67,12 +67,14 @@ TEST_P(EventLoopTest, EventsOfADescriptorUnwatchedInTheSameRoundAreDropped) {
 TEST_P(EventLoopTest, TimersFireInDeadlineOrder) {
     EventLoop loop(GetParam());
     std::vector<int> order;
-    loop.add_timer(30ms, [&] {
+    // 100 ms apart, so that a loaded machine pausing between the calls
+    // cannot reorder the deadlines themselves.
+    loop.add_timer(300ms, [&] {
         order.push_back(3);
         loop.stop();
     });
-    loop.add_timer(10ms, [&] { order.push_back(1); });
-    loop.add_timer(20ms, [&] { order.push_back(2); });
+    loop.add_timer(100ms, [&] { order.push_back(1); });
+    loop.add_timer(200ms, [&] { order.push_back(2); });
     loop.run();
     EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
 }

@@ -1,0 +1,56 @@
+// ferry/server/stream_handler.hpp: what a stream server does with a connection's bytes, whatever
+// the model.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "ferry/buffer.hpp"
+
+namespace ferry {
+
+/// A service over a byte stream, shared by every connection and every server
+/// model: it keeps no per-connection state of its own (the state is what is
+/// left in `input`), so one instance serves all connections, from any thread.
+class StreamHandler {
+  public:
+    virtual ~StreamHandler() = default;
+
+    /// Takes the whole messages at the front of `input`, appends their replies
+    /// to `output`, and returns how many messages it handled. Bytes of an
+    /// incomplete message stay in `input` for the next call. Throws Error
+    /// (Errc::frame_too_large, Errc::bad_frame) to have the connection dropped.
+    virtual std::size_t on_data(Buffer& input, Buffer& output) const = 0;
+
+    /// What a client refused for lack of room is told before the close.
+    [[nodiscard]] virtual std::string_view refusal() const {
+        return "ERR max number of clients reached\r\n";
+    }
+};
+
+/// How a byte stream is cut into messages.
+struct Framing {
+    enum class Kind { raw, line, fixed, length };
+    Kind kind = Kind::raw;
+    std::size_t fixed_size = 0;  ///< for Kind::fixed
+
+    /// Parses `raw`, `line`, `fixed:N` or `length`; throws Error(EINVAL) naming the text.
+    static Framing parse(std::string_view text);
+    [[nodiscard]] std::string to_string() const;
+};
+
+/// The echo service: every message comes back unchanged (with its newline or
+/// length prefix). `raw` echoes whatever arrived, as it arrived. A message
+/// over `max_frame` bytes drops the connection before it is buffered whole.
+class EchoHandler final : public StreamHandler {
+  public:
+    EchoHandler(Framing framing, std::size_t max_frame);
+    std::size_t on_data(Buffer& input, Buffer& output) const override;
+
+  private:
+    Framing framing_;
+    std::size_t max_frame_;
+};
+
+}  // namespace ferry

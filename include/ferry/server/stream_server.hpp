@@ -1,0 +1,100 @@
+// ferry/server/stream_server.hpp: one stream service (TCP or Unix) run by any of nine server
+// models.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "ferry/address.hpp"
+#include "ferry/fd.hpp"
+#include "ferry/server/stream_handler.hpp"
+
+namespace ferry {
+
+/// The ways a server can serve many clients (the textbook's three and their descendants).
+enum class Model {
+    iterative,  ///< one client at a time, start to finish
+    thread,     ///< a thread per client
+    pool,       ///< a fixed pool of threads, clients queue for one
+    fork,       ///< a process per client
+    select,     ///< one thread multiplexing non-blocking sockets with select(2)
+    poll,       ///< ... with poll(2)
+    epoll,      ///< ... with epoll(7); with threads > 1, one loop per thread (SO_REUSEPORT)
+    uring,      ///< io_uring (liburing): completions instead of readiness
+};
+std::string_view model_name(Model model);
+std::optional<Model> parse_model(std::string_view name);
+
+/// The bounds that keep one client from taking the server's memory or time.
+struct ServerLimits {
+    std::size_t max_connections =
+        10000;  ///< the next one is told (StreamHandler::refusal) and closed
+    std::optional<Duration> idle_timeout = std::chrono::seconds(300);  ///< no byte either way
+    std::size_t output_high_water = 1
+                                    << 20;  ///< reading pauses while more than this waits to go out
+    /// A connection whose output stays above the high-water mark this long is
+    /// dropped: a client that sends but never reads.
+    Duration stalled_timeout = std::chrono::seconds(10);
+    Duration drain_timeout = std::chrono::seconds(5);  ///< bound on the graceful stop
+    unsigned threads = 4;                ///< pool size; loops for epoll (1 = a single loop)
+    unsigned max_reads_per_wakeup = 16;  ///< fairness: one busy peer cannot starve the rest
+};
+
+/// Counters, read at the end of a run (or from another thread: they are atomic).
+struct ServerStats {
+    std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> refused{0};  ///< over max_connections
+    std::atomic<std::uint64_t> dropped_idle{0};
+    std::atomic<std::uint64_t> dropped_stalled{0};  ///< never read their replies
+    std::atomic<std::uint64_t> dropped_bad_frame{0};
+    std::atomic<std::uint64_t> messages{0};  ///< handled by the StreamHandler
+    std::atomic<std::uint64_t> bytes_in{0};
+    std::atomic<std::uint64_t> bytes_out{0};
+    std::atomic<std::uint64_t> open{0};  ///< connections open now
+};
+
+/// A listening stream socket (TCP or Unix) served by one Model.
+///
+/// The constructor binds and listens (backlog 4096, SO_REUSEADDR; with
+/// epoll and threads > 1, one SO_REUSEPORT listener per loop on TCP).
+/// run() serves until stop() and returns once the server has drained: no
+/// new connection is accepted, every message already read gets its reply,
+/// then each connection's writing side is shut down and its close awaited,
+/// at most limits.drain_timeout.
+///
+/// Errors: the constructor throws Error for bind/listen (`bind to
+/// 127.0.0.1:1060: Address already in use`); the uring model throws Error
+/// when io_uring is unavailable (`io_uring_queue_init: Operation not
+/// permitted`). A failing connection is closed and counted, never fatal.
+/// Thread-safety: stop() may be called from any thread or a signal handler
+/// (it writes to an eventfd); the rest from one thread.
+class StreamServer {
+  public:
+    StreamServer(const Address& address, Model model, ServerLimits limits,
+                 const StreamHandler& handler);
+    ~StreamServer();
+    StreamServer(const StreamServer&) = delete;
+    StreamServer& operator=(const StreamServer&) = delete;
+
+    [[nodiscard]] Address local_address() const;
+    void run();
+    void stop() noexcept;
+    /// Live counters; with the fork model they include the children's work.
+    [[nodiscard]] const ServerStats& stats() const noexcept { return *stats_; }
+
+    struct Shared;  // what every model reads: listeners, limits, handler, stats, stop signal
+
+  private:
+    struct StatsMapping {
+        void operator()(ServerStats* stats) const noexcept;
+    };
+    // In a shared anonymous mapping, so that forked children count into it too.
+    std::unique_ptr<ServerStats, StatsMapping> stats_;
+    std::unique_ptr<Shared> shared_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,293 @@
+// The blocking server models: iterative, thread per client, thread pool, process per client.
+// Each runs serve_blocking() per connection; they differ in who runs it.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "shared.hpp"
+
+namespace ferry::detail {
+namespace {
+
+int ms_until(Clock::time_point deadline) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 60'000));
+}
+
+bool is_frame_error(const Error& e) {
+    return e.code() == make_error_code(Errc::frame_too_large) ||
+           e.code() == make_error_code(Errc::bad_frame);
+}
+
+/// Waits for a connection on the listener or for the stop signal; false once stopping.
+bool wait_for_client(StreamServer::Shared& s, int timeout_ms = -1) {
+    pollfd fds[2] = {{s.listeners.front().fd(), POLLIN, 0}, {s.stop.get(), POLLIN, 0}};
+    for (;;) {
+        const int rc = ::poll(fds, 2, timeout_ms);
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0) throw_errno("poll");
+        if (fds[1].revents != 0) return false;
+        return true;  // a client, or the timeout: the caller looks
+    }
+}
+
+}  // namespace
+
+void serve_blocking(Socket socket, StreamServer::Shared& s) {
+    const ServerLimits& limits = s.limits;
+    ServerStats& stats = *s.stats;
+    Buffer in;
+    Buffer out;
+    bool peer_done = false;  // the client shut down its writing side
+    bool draining = false;   // stop() was called: answer what was read, then close
+    bool write_shut = false;
+    auto last_activity = Clock::now();
+    std::optional<Clock::time_point> stalled_since;
+    Clock::time_point drain_deadline{};
+    char discard[4096];
+
+    try {
+        for (;;) {
+            if (draining && out.empty() && !write_shut) {
+                ::shutdown(socket.fd(), SHUT_WR);
+                write_shut = true;
+            }
+            if (peer_done && out.empty()) break;
+            const bool want_read =
+                write_shut || (!peer_done && !draining && out.size() <= limits.output_high_water);
+            const short want = static_cast<short>((want_read ? POLLIN : 0) |
+                                                  (!out.empty() && !write_shut ? POLLOUT : 0));
+
+            auto deadline = Clock::time_point::max();
+            if (limits.idle_timeout) deadline = last_activity + *limits.idle_timeout;
+            if (stalled_since)
+                deadline = std::min(deadline, *stalled_since + limits.stalled_timeout);
+            if (draining) deadline = std::min(deadline, drain_deadline);
+
+            pollfd fds[2] = {{socket.fd(), want, 0},
+                             {s.stop.get(), static_cast<short>(draining ? 0 : POLLIN), 0}};
+            const int rc =
+                ::poll(fds, 2, deadline == Clock::time_point::max() ? -1 : ms_until(deadline));
+            if (rc < 0 && errno == EINTR) continue;
+            if (rc < 0) throw_errno("poll");
+            const auto now = Clock::now();
+            if (fds[1].revents != 0) {
+                draining = true;
+                drain_deadline = now + limits.drain_timeout;
+                continue;
+            }
+            if (rc == 0) {
+                if (draining && now >= drain_deadline) break;
+                if (stalled_since && now >= *stalled_since + limits.stalled_timeout) {
+                    ++stats.dropped_stalled;
+                    break;
+                }
+                if (limits.idle_timeout && now >= last_activity + *limits.idle_timeout) {
+                    ++stats.dropped_idle;
+                    break;
+                }
+                continue;
+            }
+            const short got = fds[0].revents;
+            if (write_shut && (got & (POLLIN | POLLHUP | POLLERR))) {
+                // Waiting for the client's close after ours: what it still sends was never
+                // accepted.
+                const ssize_t n = ::recv(socket.fd(), discard, sizeof discard, 0);
+                if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) break;
+                continue;
+            }
+            if (want_read && (got & (POLLIN | POLLHUP | POLLERR))) {
+                const IoResult n = in.read_from(socket.fd());
+                if (n && *n == 0) peer_done = true;
+                if (n && *n > 0) {
+                    stats.bytes_in += *n;
+                    stats.messages += s.handler->on_data(in, out);
+                    last_activity = now;
+                }
+            }
+            if (!out.empty() && !write_shut) {
+                if (const IoResult n = out.write_to(socket.fd()); n && *n > 0) {
+                    stats.bytes_out += *n;
+                    last_activity = now;
+                }
+            }
+            if (out.size() > limits.output_high_water) {
+                if (!stalled_since) stalled_since = now;
+            } else {
+                stalled_since.reset();
+            }
+        }
+    } catch (const Error& e) {
+        if (is_frame_error(e)) ++stats.dropped_bad_frame;
+        // Anything else (reset by peer, broken pipe) ends this connection only.
+    }
+}
+
+void run_iterative(StreamServer::Shared& s) {
+    Socket& listener = s.listeners.front();
+    listener.set_blocking(false);
+    Fd spare = open_spare();
+    while (wait_for_client(s)) {
+        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+        if (!client) continue;
+        ++s.stats->accepted;
+        ++s.stats->open;
+        serve_blocking(std::move(client->socket), s);
+        --s.stats->open;
+    }
+}
+
+void run_thread_per_client(StreamServer::Shared& s) {
+    Socket& listener = s.listeners.front();
+    listener.set_blocking(false);
+    Fd spare = open_spare();
+    struct Worker {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;
+    };
+    std::list<Worker> workers;
+    const auto reap = [&workers](bool all) {
+        for (auto it = workers.begin(); it != workers.end();) {
+            if (all || it->done->load()) {
+                it->thread.join();
+                it = workers.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    };
+    while (wait_for_client(s)) {
+        reap(false);
+        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+        if (!client) continue;
+        if (s.stats->open.load() >= s.limits.max_connections) {
+            ++s.stats->refused;
+            refuse(std::move(client->socket), *s.handler);
+            continue;
+        }
+        ++s.stats->accepted;
+        ++s.stats->open;
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        workers.push_back({std::thread([&s, done, sock = std::move(client->socket)]() mutable {
+                               serve_blocking(std::move(sock), s);
+                               --s.stats->open;
+                               *done = true;
+                           }),
+                           done});
+    }
+    reap(true);  // each thread drains its own connection when it sees the stop signal
+}
+
+void run_pool(StreamServer::Shared& s) {
+    Socket& listener = s.listeners.front();
+    listener.set_blocking(false);
+    Fd spare = open_spare();
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<Socket> queue;
+    bool closing = false;
+
+    std::vector<std::thread> pool;
+    for (unsigned i = 0; i < s.limits.threads; ++i) {
+        pool.emplace_back([&] {
+            for (;;) {
+                Socket next;
+                {
+                    std::unique_lock lock(mutex);
+                    ready.wait(lock, [&] { return closing || !queue.empty(); });
+                    if (queue.empty()) return;  // closing, and nothing left to serve
+                    next = std::move(queue.front());
+                    queue.pop_front();
+                }
+                serve_blocking(std::move(next), s);
+                --s.stats->open;
+            }
+        });
+    }
+    while (wait_for_client(s)) {
+        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+        if (!client) continue;
+        // Connections waiting for a thread count too: the queue is memory the client holds.
+        if (s.stats->open.load() >= s.limits.max_connections) {
+            ++s.stats->refused;
+            refuse(std::move(client->socket), *s.handler);
+            continue;
+        }
+        ++s.stats->accepted;
+        ++s.stats->open;
+        {
+            std::lock_guard lock(mutex);
+            queue.push_back(std::move(client->socket));
+        }
+        ready.notify_one();
+    }
+    {
+        std::lock_guard lock(mutex);
+        closing = true;
+    }
+    ready.notify_all();
+    for (std::thread& t : pool)
+        t.join();
+}
+
+void run_fork(StreamServer::Shared& s) {
+    Socket& listener = s.listeners.front();
+    listener.set_blocking(false);
+    Fd spare = open_spare();
+    std::vector<pid_t> children;
+    const auto reap = [&](bool block) {
+        for (auto it = children.begin(); it != children.end();) {
+            if (::waitpid(*it, nullptr, block ? 0 : WNOHANG) == *it) {
+                it = children.erase(it);
+                --s.stats->open;
+            } else {
+                ++it;
+            }
+        }
+    };
+    // Children are reaped on every turn; the timeout bounds how long a
+    // finished child stays a zombie while no client arrives. (A SIGCHLD
+    // handler would be process-wide state, which the library never touches.)
+    while (wait_for_client(s, 200)) {
+        reap(false);
+        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+        if (!client) continue;
+        if (children.size() >= s.limits.max_connections) {
+            ++s.stats->refused;
+            refuse(std::move(client->socket), *s.handler);
+            continue;
+        }
+        const pid_t pid = ::fork();
+        if (pid < 0) throw_errno("fork");
+        if (pid == 0) {
+            // The child serves this one client and leaves with _exit: no
+            // destructors or atexit handlers of the parent's state run twice.
+            listener.close();
+            spare.reset();
+            serve_blocking(std::move(client->socket), s);
+            ::_exit(0);
+        }
+        ++s.stats->accepted;
+        ++s.stats->open;
+        children.push_back(pid);
+    }
+    // Every child sees the same stop eventfd and drains by itself; past the
+    // drain timeout (and a grace second) the stragglers are killed.
+    const auto deadline = Clock::now() + s.limits.drain_timeout + std::chrono::seconds(1);
+    while (!children.empty() && Clock::now() < deadline) {
+        reap(false);
+        if (!children.empty()) ::poll(nullptr, 0, 20);
+    }
+    for (const pid_t pid : children)
+        ::kill(pid, SIGKILL);
+    reap(true);
+}
+
+}  // namespace ferry::detail

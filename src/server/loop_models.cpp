@@ -1,0 +1,216 @@
+// The event-loop server models: select, poll and epoll (one loop, or one per
+// thread with SO_REUSEPORT listeners), all on ferry::EventLoop.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "ferry/event_loop.hpp"
+#include "shared.hpp"
+
+namespace ferry::detail {
+namespace {
+
+constexpr unsigned kAcceptsPerWakeup = 64;
+constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
+/// A connection idle this long gives its buffers back: idle connections cost
+/// no buffer memory, busy ones never reallocate.
+constexpr auto kReleaseAfter = std::chrono::seconds(1);
+
+bool is_frame_error(const Error& e) {
+    return e.code() == make_error_code(Errc::frame_too_large) ||
+           e.code() == make_error_code(Errc::bad_frame);
+}
+
+class LoopWorker {
+  public:
+    LoopWorker(StreamServer::Shared& s, Socket& listener, Backend backend)
+        : s_(s), listener_(listener), loop_(backend), spare_(open_spare()) {
+        is_tcp_ = listener_.family() != AF_UNIX;
+    }
+
+    void run() {
+        listener_.set_blocking(false);
+        loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
+        loop_.watch(s_.stop.get(), events::readable, [this](std::uint32_t) { on_stop(); });
+        loop_.add_timer(
+            kSweepPeriod, [this] { sweep(); }, kSweepPeriod);
+        loop_.run();
+        for (auto& c : conns_)
+            if (c) close(*c);
+    }
+
+  private:
+    struct Conn {
+        Socket socket;
+        Buffer in;
+        Buffer out;
+        Clock::time_point last_activity;
+        Clock::time_point stalled_since{};
+        bool peer_done = false;
+        bool write_shut = false;
+    };
+
+    void on_accept() {
+        for (unsigned i = 0; i < kAcceptsPerWakeup; ++i) {
+            auto client = accept_or_shed(listener_, spare_, SOCK_NONBLOCK);
+            if (!client) return;
+            if (s_.stats->open.load(std::memory_order_relaxed) >= s_.limits.max_connections) {
+                ++s_.stats->refused;
+                refuse(std::move(client->socket), *s_.handler);
+                continue;
+            }
+            ++s_.stats->accepted;
+            ++s_.stats->open;
+            const int fd = client->socket.fd();
+            if (is_tcp_) client->socket.set_no_delay(true);
+            if (static_cast<std::size_t>(fd) >= conns_.size())
+                conns_.resize(static_cast<std::size_t>(fd) * 2 + 16);
+            auto& slot = conns_[static_cast<std::size_t>(fd)];
+            slot = std::make_unique<Conn>();
+            slot->socket = std::move(client->socket);
+            slot->last_activity = Clock::now();
+            loop_.watch(fd, events::readable,
+                        [this, fd](std::uint32_t ready) { on_ready(fd, ready); });
+        }
+    }
+
+    void on_ready(int fd, std::uint32_t ready) {
+        Conn& c = *conns_[static_cast<std::size_t>(fd)];
+        try {
+            if (c.write_shut) {
+                // After our close: wait for the client's, discarding what it still sends.
+                char discard[4096];
+                const ssize_t n = ::recv(fd, discard, sizeof discard, 0);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close(c);
+                return;
+            }
+            const auto now = Clock::now();
+            if ((ready & (events::readable | events::hangup | events::error)) && wants_read(c)) {
+                for (unsigned i = 0; i < s_.limits.max_reads_per_wakeup; ++i) {
+                    const IoResult n = c.in.read_from(fd);
+                    if (!n) break;
+                    if (*n == 0) {
+                        c.peer_done = true;
+                        break;
+                    }
+                    s_.stats->bytes_in.fetch_add(*n, std::memory_order_relaxed);
+                    s_.stats->messages.fetch_add(s_.handler->on_data(c.in, c.out),
+                                                 std::memory_order_relaxed);
+                    c.last_activity = now;
+                    // Write now rather than wait for a writable event: the common
+                    // case (a reply that fits the socket buffer) costs no epoll round.
+                    flush(c);
+                    if (c.out.size() > s_.limits.output_high_water) break;
+                }
+            }
+            if ((ready & events::writable) && !c.out.empty()) flush(c);
+            update(c);
+        } catch (const Error& e) {
+            if (is_frame_error(e)) ++s_.stats->dropped_bad_frame;
+            close(c);
+        }
+    }
+
+    bool wants_read(const Conn& c) const {
+        return !c.peer_done && !draining_ && c.out.size() <= s_.limits.output_high_water;
+    }
+
+    void flush(Conn& c) {
+        if (c.out.empty()) return;
+        if (const IoResult n = c.out.write_to(c.socket.fd()); n && *n > 0) {
+            s_.stats->bytes_out.fetch_add(*n, std::memory_order_relaxed);
+            c.last_activity = Clock::now();
+        }
+    }
+
+    /// Settles the connection's state after I/O: close, shut down, or set the interest.
+    void update(Conn& c) {
+        if (c.peer_done && c.out.empty()) return close(c);
+        if (draining_ && c.out.empty() && !c.write_shut) {
+            ::shutdown(c.socket.fd(), SHUT_WR);
+            c.write_shut = true;
+            loop_.modify(c.socket.fd(), events::readable);
+            return;
+        }
+        if (c.out.size() > s_.limits.output_high_water) {
+            if (c.stalled_since == Clock::time_point{}) c.stalled_since = Clock::now();
+        } else {
+            c.stalled_since = {};
+        }
+        const std::uint32_t interest =
+            (wants_read(c) ? events::readable : 0u) | (c.out.empty() ? 0u : events::writable);
+        loop_.modify(c.socket.fd(), interest);
+    }
+
+    void close(Conn& c) {
+        const int fd = c.socket.fd();
+        loop_.unwatch(fd);
+        conns_[static_cast<std::size_t>(fd)].reset();
+        --s_.stats->open;
+        if (draining_ && --live_ == 0) loop_.stop();
+    }
+
+    void on_stop() {
+        draining_ = true;
+        drain_deadline_ = Clock::now() + s_.limits.drain_timeout;
+        loop_.unwatch(s_.stop.get());
+        loop_.unwatch(listener_.fd());
+        listener_.close();  // new clients are refused by the kernel from now on
+        live_ = 0;
+        for (auto& c : conns_)
+            if (c) ++live_;
+        if (live_ == 0) return loop_.stop();
+        for (auto& c : conns_)
+            if (c) update(*c);
+    }
+
+    void sweep() {
+        const auto now = Clock::now();
+        if (draining_ && now >= drain_deadline_) return loop_.stop();
+        for (auto& slot : conns_) {
+            if (!slot) continue;
+            Conn& c = *slot;
+            if (c.stalled_since != Clock::time_point{} &&
+                now - c.stalled_since >= s_.limits.stalled_timeout) {
+                ++s_.stats->dropped_stalled;
+                close(c);
+            } else if (s_.limits.idle_timeout && now - c.last_activity >= *s_.limits.idle_timeout &&
+                       !draining_) {
+                ++s_.stats->dropped_idle;
+                close(c);
+            } else if (now - c.last_activity >= kReleaseAfter) {
+                c.in.release();
+                c.out.release();
+            }
+        }
+    }
+
+    StreamServer::Shared& s_;
+    Socket& listener_;
+    EventLoop loop_;
+    Fd spare_;
+    bool is_tcp_ = true;
+    std::vector<std::unique_ptr<Conn>> conns_;  // indexed by descriptor
+    bool draining_ = false;
+    std::size_t live_ = 0;  // connections left while draining
+    Clock::time_point drain_deadline_{};
+};
+
+}  // namespace
+
+void run_loops(StreamServer::Shared& s, Backend backend) {
+    std::vector<std::unique_ptr<LoopWorker>> workers;
+    for (Socket& listener : s.listeners)
+        workers.push_back(std::make_unique<LoopWorker>(s, listener, backend));
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < workers.size(); ++i)
+        threads.emplace_back([w = workers[i].get()] { w->run(); });
+    workers.front()->run();
+    for (std::thread& t : threads)
+        t.join();
+}
+
+}  // namespace ferry::detail

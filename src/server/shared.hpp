@@ -1,0 +1,56 @@
+// Internal to the server models (not API): what they share, and the entry point of each.
+#pragma once
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <vector>
+
+#include "ferry/error.hpp"
+#include "ferry/poller.hpp"
+#include "ferry/server/stream_server.hpp"
+#include "ferry/socket.hpp"
+
+namespace ferry {
+
+struct StreamServer::Shared {
+    Model model = Model::epoll;
+    std::vector<Socket> listeners;  // one, or one per loop with SO_REUSEPORT
+    ServerLimits limits;
+    const StreamHandler* handler;
+    ServerStats* stats;
+    Fd stop;  // eventfd: readable once stop() was called. Polled, never read, so
+              // every thread and every forked child sees it.
+
+    [[nodiscard]] bool stopping() const noexcept {
+        pollfd p{stop.get(), POLLIN, 0};
+        return ::poll(&p, 1, 0) > 0;
+    }
+};
+
+namespace detail {
+
+void run_iterative(StreamServer::Shared& s);
+void run_thread_per_client(StreamServer::Shared& s);
+void run_pool(StreamServer::Shared& s);
+void run_fork(StreamServer::Shared& s);
+void run_loops(StreamServer::Shared& s, Backend backend);
+void run_uring(StreamServer::Shared& s);
+
+/// Serves one connection to the end with blocking-style code (poll on the
+/// socket and the stop signal): the body of the iterative, thread, pool and
+/// fork models. Never throws: a failing connection is closed and counted.
+void serve_blocking(Socket socket, StreamServer::Shared& s);
+
+/// Accepts one connection or returns nullopt (would block, or a transient
+/// failure such as ECONNABORTED). On EMFILE/ENFILE it closes `spare`, accepts
+/// and drops the pending connection, then reopens `spare`, so a server out of
+/// descriptors keeps the backlog moving instead of spinning on readiness.
+std::optional<Accepted> accept_or_shed(Socket& listener, Fd& spare, int flags);
+Fd open_spare();
+
+/// Tells a client there is no room (best effort, non-blocking) and closes it.
+void refuse(Socket socket, const StreamHandler& handler);
+
+}  // namespace detail
+}  // namespace ferry

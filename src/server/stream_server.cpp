@@ -1,0 +1,168 @@
+// StreamServer: binds the listeners, then hands over to the chosen model.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <new>
+
+#include "shared.hpp"
+
+namespace ferry {
+namespace {
+
+constexpr int kBacklog = 4096;
+
+Socket make_listener(const Address& address, bool reuse_port) {
+    Socket s(address.family(), SOCK_STREAM);
+    if (address.is_ip()) {
+        s.set_reuse_address(true);
+        if (reuse_port) s.set_reuse_port(true);
+        if (address.family() == AF_INET6) s.set_v6_only(true);
+    }
+    s.bind(address);
+    s.listen(kBacklog);
+    return s;
+}
+
+}  // namespace
+
+std::string_view model_name(Model model) {
+    switch (model) {
+        case Model::iterative:
+            return "iterative";
+        case Model::thread:
+            return "thread";
+        case Model::pool:
+            return "pool";
+        case Model::fork:
+            return "fork";
+        case Model::select:
+            return "select";
+        case Model::poll:
+            return "poll";
+        case Model::epoll:
+            return "epoll";
+        case Model::uring:
+            return "uring";
+    }
+    return "?";
+}
+
+std::optional<Model> parse_model(std::string_view name) {
+    for (Model m : {Model::iterative, Model::thread, Model::pool, Model::fork, Model::select,
+                    Model::poll, Model::epoll, Model::uring})
+        if (model_name(m) == name) return m;
+    return std::nullopt;
+}
+
+void StreamServer::StatsMapping::operator()(ServerStats* stats) const noexcept {
+    stats->~ServerStats();
+    ::munmap(stats, sizeof(ServerStats));
+}
+
+namespace {
+
+ServerStats* map_shared_stats() {
+    void* memory = ::mmap(nullptr, sizeof(ServerStats), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw_errno("mmap for server counters");
+    static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+                  "counters shared with forked children must be lock-free");
+    return new (memory) ServerStats();
+}
+
+}  // namespace
+
+StreamServer::StreamServer(const Address& address, Model model, ServerLimits limits,
+                           const StreamHandler& handler)
+    : stats_(map_shared_stats()), shared_(std::make_unique<Shared>()) {
+    if (limits.threads == 0) throw_errno(EINVAL, "a server with 0 threads");
+    if (limits.max_connections == 0) throw_errno(EINVAL, "a server with room for 0 connections");
+    shared_->limits = limits;
+    shared_->handler = &handler;
+    shared_->stats = stats_.get();
+    shared_->stop.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!shared_->stop) throw_errno("eventfd");
+    shared_->model = model;
+
+    const bool per_loop = model == Model::epoll && limits.threads > 1 && address.is_ip();
+    shared_->listeners.push_back(make_listener(address, per_loop));
+    if (per_loop) {
+        // The other loops bind the port the first one got (port 0 resolved).
+        Address bound = shared_->listeners.front().local_address();
+        for (unsigned i = 1; i < limits.threads; ++i)
+            shared_->listeners.push_back(make_listener(bound, true));
+    }
+}
+
+StreamServer::~StreamServer() = default;
+
+Address StreamServer::local_address() const {
+    return shared_->listeners.front().local_address();
+}
+
+void StreamServer::stop() noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(shared_->stop.get(), &one, sizeof one);
+}
+
+void StreamServer::run() {
+    switch (shared_->model) {
+        case Model::iterative:
+            return detail::run_iterative(*shared_);
+        case Model::thread:
+            return detail::run_thread_per_client(*shared_);
+        case Model::pool:
+            return detail::run_pool(*shared_);
+        case Model::fork:
+            return detail::run_fork(*shared_);
+        case Model::select:
+            return detail::run_loops(*shared_, Backend::select);
+        case Model::poll:
+            return detail::run_loops(*shared_, Backend::poll);
+        case Model::epoll:
+            return detail::run_loops(*shared_, Backend::epoll);
+        case Model::uring:
+            return detail::run_uring(*shared_);
+    }
+}
+
+namespace detail {
+
+Fd open_spare() {
+    return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+}
+
+std::optional<Accepted> accept_or_shed(Socket& listener, Fd& spare, int flags) {
+    try {
+        return listener.accept(flags);
+    } catch (const Error& e) {
+        const int err = e.code().value();
+        if ((err == EMFILE || err == ENFILE) && spare) {
+            // Out of descriptors: free the spare, take the connection off the
+            // backlog and close it at once, then hold the spare again.
+            spare.reset();
+            const int fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd >= 0) ::close(fd);
+            spare = open_spare();
+            return std::nullopt;
+        }
+        // The client gave up before we took it, or a transient shortage: not the server's failure.
+        if (err == ECONNABORTED || err == EPROTO || err == EPERM || err == ENOBUFS ||
+            err == ENOMEM || err == EMFILE || err == ENFILE)
+            return std::nullopt;
+        throw;
+    }
+}
+
+void refuse(Socket socket, const StreamHandler& handler) {
+    const std::string_view text = handler.refusal();
+    // Best effort: a fresh socket's send buffer takes a line; never block on it.
+    [[maybe_unused]] const ssize_t n =
+        ::send(socket.fd(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(socket.fd(), SHUT_WR);
+}
+
+}  // namespace detail
+}  // namespace ferry

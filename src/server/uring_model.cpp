@@ -1,0 +1,301 @@
+// The io_uring server model (liburing): one thread submits accepts, receives
+// and sends, and reacts to their completions instead of to readiness.
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+
+#include <memory>
+#include <unordered_map>
+
+#include "shared.hpp"
+
+namespace ferry::detail {
+namespace {
+
+constexpr unsigned kRingEntries = 4096;
+constexpr std::size_t kRecvSize = 64 * 1024;
+constexpr long long kTickNanoseconds = 250'000'000;
+
+enum class OpKind : std::uint8_t { accept, recv, send, stop, tick, ignored };
+
+struct UringConn;
+struct Op {
+    OpKind kind;
+    UringConn* conn;
+};
+
+struct UringConn {
+    explicit UringConn(Socket s) : socket(std::move(s)), last_activity(Clock::now()) {}
+    Socket socket;
+    Buffer in;
+    // Replies collect in `pending` while `sending` is in the kernel's hands:
+    // the memory of a submitted send must not move until it completes.
+    Buffer pending;
+    Buffer sending;
+    std::unique_ptr<char[]> receive_area;  // the target of the one receive in flight
+    Op recv_op{OpKind::recv, this};
+    Op send_op{OpKind::send, this};
+    bool recv_in_flight = false;
+    bool send_in_flight = false;
+    bool peer_done = false;
+    bool write_shut = false;
+    bool closing = false;
+    Clock::time_point last_activity;
+    Clock::time_point stalled_since{};
+};
+
+class UringWorker {
+  public:
+    explicit UringWorker(StreamServer::Shared& s) : s_(s), listener_(s.listeners.front()) {
+        const int rc = ::io_uring_queue_init(kRingEntries, &ring_, 0);
+        if (rc < 0) throw_errno(-rc, "io_uring_queue_init");
+        is_tcp_ = listener_.family() != AF_UNIX;
+        spare_ = open_spare();
+    }
+    ~UringWorker() { ::io_uring_queue_exit(&ring_); }
+    UringWorker(const UringWorker&) = delete;
+    UringWorker& operator=(const UringWorker&) = delete;
+
+    void run() {
+        arm_accept();
+        io_uring_prep_poll_add(next_sqe(&stop_op_), s_.stop.get(), POLLIN);
+        arm_tick();
+        while (!done_) {
+            const int rc = ::io_uring_submit_and_wait(&ring_, 1);
+            if (rc < 0 && rc != -EINTR) throw_errno(-rc, "io_uring_submit_and_wait");
+            io_uring_cqe* cqe = nullptr;
+            unsigned head = 0;
+            unsigned seen = 0;
+            io_uring_for_each_cqe(&ring_, head, cqe) {
+                ++seen;
+                complete(*static_cast<Op*>(io_uring_cqe_get_data(cqe)), cqe->res);
+            }
+            ::io_uring_cq_advance(&ring_, seen);
+        }
+    }
+
+  private:
+    io_uring_sqe* next_sqe(Op* op) {
+        io_uring_sqe* sqe = ::io_uring_get_sqe(&ring_);
+        if (sqe == nullptr) {  // the submission queue is full: hand it to the kernel first
+            ::io_uring_submit(&ring_);
+            sqe = ::io_uring_get_sqe(&ring_);
+            if (sqe == nullptr) throw_errno(EBUSY, "io_uring_get_sqe");
+        }
+        io_uring_sqe_set_data(sqe, op);
+        return sqe;
+    }
+
+    void arm_accept() {
+        io_uring_prep_accept(next_sqe(&accept_op_), listener_.fd(), nullptr, nullptr,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
+    void arm_tick() {
+        tick_.tv_sec = 0;
+        tick_.tv_nsec = kTickNanoseconds;
+        io_uring_prep_timeout(next_sqe(&tick_op_), &tick_, 0, 0);
+    }
+    void arm_recv(UringConn& c) {
+        if (c.recv_in_flight || c.closing) return;
+        if (!c.receive_area) c.receive_area = std::make_unique<char[]>(kRecvSize);
+        io_uring_prep_recv(next_sqe(&c.recv_op), c.socket.fd(), c.receive_area.get(), kRecvSize, 0);
+        c.recv_in_flight = true;
+    }
+    void kick_send(UringConn& c) {
+        if (c.send_in_flight || c.closing || c.write_shut) return;
+        if (c.sending.empty()) std::swap(c.sending, c.pending);
+        if (c.sending.empty()) return;
+        io_uring_prep_send(next_sqe(&c.send_op), c.socket.fd(), c.sending.data(), c.sending.size(),
+                           MSG_NOSIGNAL);
+        c.send_in_flight = true;
+    }
+    [[nodiscard]] std::size_t queued(const UringConn& c) const {
+        return c.pending.size() + c.sending.size();
+    }
+    [[nodiscard]] bool wants_read(const UringConn& c) const {
+        return c.write_shut ||
+               (!c.peer_done && !draining_ && queued(c) <= s_.limits.output_high_water);
+    }
+
+    void complete(Op& op, int res) {
+        switch (op.kind) {
+            case OpKind::accept:
+                return on_accept(res);
+            case OpKind::recv:
+                return on_recv(*op.conn, res);
+            case OpKind::send:
+                return on_send(*op.conn, res);
+            case OpKind::stop:
+                return on_stop();
+            case OpKind::tick:
+                return on_tick();
+            case OpKind::ignored:
+                return;
+        }
+    }
+
+    void on_accept(int res) {
+        if (draining_) {
+            if (res >= 0) ::close(res);
+            return;
+        }
+        if (res == -EMFILE || res == -ENFILE) {
+            // Out of descriptors: shed the pending connection (see accept_or_shed).
+            spare_.reset();
+            const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd >= 0) ::close(fd);
+            spare_ = open_spare();
+        } else if (res >= 0) {
+            Socket socket{Fd(res)};
+            if (s_.stats->open.load(std::memory_order_relaxed) >= s_.limits.max_connections) {
+                ++s_.stats->refused;
+                refuse(std::move(socket), *s_.handler);
+            } else {
+                ++s_.stats->accepted;
+                ++s_.stats->open;
+                if (is_tcp_) socket.set_no_delay(true);
+                auto conn = std::make_unique<UringConn>(std::move(socket));
+                UringConn& c = *conn;
+                conns_.emplace(&c, std::move(conn));
+                arm_recv(c);
+            }
+        }
+        arm_accept();
+    }
+
+    void on_recv(UringConn& c, int res) {
+        c.recv_in_flight = false;
+        if (c.closing) return release(c);
+        if (res < 0) return close(c);
+        if (c.write_shut) {  // after our close: discard until the client's
+            if (res == 0) return close(c);
+            return arm_recv(c);
+        }
+        if (res == 0) {
+            c.peer_done = true;
+            return settle(c);
+        }
+        const auto n = static_cast<std::size_t>(res);
+        s_.stats->bytes_in.fetch_add(n, std::memory_order_relaxed);
+        c.last_activity = Clock::now();
+        c.in.append(c.receive_area.get(), n);
+        try {
+            s_.stats->messages.fetch_add(s_.handler->on_data(c.in, c.pending),
+                                         std::memory_order_relaxed);
+        } catch (const Error&) {
+            ++s_.stats->dropped_bad_frame;
+            return close(c);
+        }
+        kick_send(c);
+        settle(c);
+    }
+
+    void on_send(UringConn& c, int res) {
+        c.send_in_flight = false;
+        if (c.closing) return release(c);
+        if (res < 0) return close(c);
+        const auto n = static_cast<std::size_t>(res);
+        c.sending.consume(n);
+        s_.stats->bytes_out.fetch_add(n, std::memory_order_relaxed);
+        c.last_activity = Clock::now();
+        kick_send(c);
+        settle(c);
+    }
+
+    /// After any completion: close, shut down, or keep receiving.
+    void settle(UringConn& c) {
+        const bool flushed = queued(c) == 0 && !c.send_in_flight;
+        if (c.peer_done && flushed) return close(c);
+        if (draining_ && flushed && !c.write_shut) {
+            ::shutdown(c.socket.fd(), SHUT_WR);
+            c.write_shut = true;
+        }
+        if (queued(c) > s_.limits.output_high_water) {
+            if (c.stalled_since == Clock::time_point{}) c.stalled_since = Clock::now();
+        } else {
+            c.stalled_since = {};
+        }
+        if (wants_read(c)) arm_recv(c);
+    }
+
+    void close(UringConn& c) {
+        if (c.closing) return;
+        c.closing = true;
+        --s_.stats->open;
+        // The kernel may still hold this connection's buffers: cancel, and
+        // free only once every operation has completed.
+        if (c.recv_in_flight) io_uring_prep_cancel(next_sqe(&ignored_op_), &c.recv_op, 0);
+        if (c.send_in_flight) io_uring_prep_cancel(next_sqe(&ignored_op_), &c.send_op, 0);
+        release(c);
+    }
+
+    void release(UringConn& c) {
+        if (c.recv_in_flight || c.send_in_flight) return;
+        conns_.erase(&c);
+        if (draining_ && conns_.empty()) done_ = true;
+    }
+
+    void on_stop() {
+        draining_ = true;
+        drain_deadline_ = Clock::now() + s_.limits.drain_timeout;
+        io_uring_prep_cancel(next_sqe(&ignored_op_), &accept_op_, 0);
+        if (conns_.empty()) {
+            done_ = true;
+            return;
+        }
+        std::vector<UringConn*> all;
+        for (auto& [key, conn] : conns_)
+            all.push_back(key);
+        for (UringConn* c : all)
+            settle(*c);
+    }
+
+    void on_tick() {
+        const auto now = Clock::now();
+        std::vector<UringConn*> expired;
+        for (auto& [key, conn] : conns_) {
+            UringConn& c = *conn;
+            if (c.closing) continue;
+            if (draining_ && now >= drain_deadline_) {
+                expired.push_back(key);
+            } else if (c.stalled_since != Clock::time_point{} &&
+                       now - c.stalled_since >= s_.limits.stalled_timeout) {
+                ++s_.stats->dropped_stalled;
+                expired.push_back(key);
+            } else if (!draining_ && s_.limits.idle_timeout &&
+                       now - c.last_activity >= *s_.limits.idle_timeout) {
+                ++s_.stats->dropped_idle;
+                expired.push_back(key);
+            }
+        }
+        for (UringConn* c : expired)
+            close(*c);
+        if (draining_ && now >= drain_deadline_ && conns_.empty()) done_ = true;
+        if (!done_) arm_tick();
+    }
+
+    StreamServer::Shared& s_;
+    Socket& listener_;
+    io_uring ring_{};
+    Fd spare_;
+    bool is_tcp_ = true;
+    std::unordered_map<UringConn*, std::unique_ptr<UringConn>> conns_;
+    Op accept_op_{OpKind::accept, nullptr};
+    Op stop_op_{OpKind::stop, nullptr};
+    Op tick_op_{OpKind::tick, nullptr};
+    Op ignored_op_{OpKind::ignored, nullptr};
+    __kernel_timespec tick_{};
+    bool draining_ = false;
+    bool done_ = false;
+    Clock::time_point drain_deadline_{};
+};
+
+}  // namespace
+
+void run_uring(StreamServer::Shared& s) {
+    UringWorker worker(s);
+    worker.run();
+}
+
+}  // namespace ferry::detail
