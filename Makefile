@@ -1,5 +1,5 @@
 # ferry: `make demo` and `make test` do all the set-up on a fresh Debian machine.
-.PHONY: all deps build test demo format clean
+.PHONY: all deps bench-deps build test demo bench format clean
 
 # Debian packages the build and the tests need; installed only when missing.
 PACKAGES := cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev libgtest-dev \
@@ -19,6 +19,12 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The benchmark peers (Asio and libuv only as peers) and the chart.
+BENCH_PACKAGES := libasio-dev libuv1-dev python3-matplotlib util-linux
+
+bench-deps:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)"
+
 # Optimised build: the binary lands at build/ferry.
 build: deps
 	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
@@ -33,6 +39,10 @@ test: deps
 # The main job: every classic program's server and client over loopback.
 demo: build
 	./build/ferry tour
+
+# Every server model and peer under the same load: writes docs/benchmarks.md and .png.
+bench: deps bench-deps build
+	bench/compare
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.c')
