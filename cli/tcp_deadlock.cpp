@@ -32,7 +32,8 @@ struct TcpDeadlockOptions {
 std::string repeated_message() {
     std::string batch;
     batch.reserve(kBatch);
-    while (batch.size() < kBatch) batch += kMessage;
+    while (batch.size() < kBatch)
+        batch += kMessage;
     return batch;
 }
 
@@ -51,27 +52,48 @@ void upper_case(char* data, std::size_t n) {
 
 // --- server ---------------------------------------------------------------
 
-void serve_one(Accepted& client, const TcpDeadlockOptions& o) {
+/// Echoes upper-cased until the client's end of stream. The socket is
+/// non-blocking and every wait also wakes for a stop signal, so Ctrl-C or
+/// SIGTERM stops the server even in the middle of a deadlock.
+void serve_one(Accepted& client, const TcpDeadlockOptions& o, const StopSignals& stop) {
     Socket& sc = client.socket;
-    if (o.stall_timeout) sc.set_timeout(seconds(*o.stall_timeout));
+    sc.set_blocking(false);
     say("Processing up to {} bytes at a time from {}", kServerChunk, client.peer.to_string());
     Progress progress("bytes processed so far");
     std::uint64_t n = 0;
     char data[kServerChunk];
-    try {
-        for (;;) {
-            const std::size_t got = *sc.recv(data, sizeof data);
-            if (got == 0) break;
-            upper_case(data, got);
-            sc.send_all(data, got);
-            n += got;
-            progress.update(n);
+    for (std::uint64_t chunks = 1;; ++chunks) {
+        // While bytes flow no call blocks: look for a stop now and then.
+        if (chunks % 1024 == 0 && stop.requested()) break;
+        const auto got = sc.recv(data, sizeof data);
+        if (!got) {
+            if (stop.wait(sc, POLLIN) != StopSignals::Wake::ready) break;
+            continue;
         }
-    } catch (const TimeoutError&) {
-        progress.finish(n);
-        say("  Stalled: blocked for {} s sending replies the client does not read",
-            seconds_text(seconds(*o.stall_timeout)));
-        return;
+        if (*got == 0) break;
+        upper_case(data, *got);
+        // --stall-timeout: the time one reply may wait for room to be sent.
+        const Deadline deadline =
+            o.stall_timeout ? Deadline(Clock::now() + seconds(*o.stall_timeout)) : std::nullopt;
+        for (std::size_t sent = 0; sent < *got;) {
+            if (const auto k = sc.send(data + sent, *got - sent)) {
+                sent += *k;
+                continue;
+            }
+            const auto wake = stop.wait(sc, POLLOUT, deadline);
+            if (wake == StopSignals::Wake::stop) {
+                progress.finish(n);
+                return;
+            }
+            if (wake == StopSignals::Wake::timeout) {
+                progress.finish(n);
+                say("  Stalled: blocked for {} s sending replies the client does not read",
+                    seconds_text(seconds(*o.stall_timeout)));
+                return;
+            }
+        }
+        n += *got;
+        progress.update(n);
     }
     progress.finish(n);
 }
@@ -83,7 +105,7 @@ int run_server(const TcpDeadlockOptions& o) {
     while (stop.wait(sock, POLLIN) == StopSignals::Wake::ready) {
         auto client = sock.accept();
         try {
-            serve_one(*client, o);
+            serve_one(*client, o, stop);
         } catch (const Error& e) {
             fmt::print(stderr, "ferry: {}\n", e.what());
         }
@@ -157,9 +179,10 @@ int run_interleaved_client(Socket& sock, const TcpDeadlockOptions& o, std::uint6
     say("Sending and receiving at once (--no-deadlock)");
     for (;;) {
         pollfd p{sock.fd(), static_cast<short>(POLLIN | (write_closed ? 0 : POLLOUT)), 0};
-        const int timeout_ms = stall == Duration::max()
-                                   ? -1
-                                   : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(stall).count());
+        const int timeout_ms =
+            stall == Duration::max()
+                ? -1
+                : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(stall).count());
         const int rc = ::poll(&p, 1, timeout_ms);
         if (rc < 0 && errno == EINTR) continue;
         if (rc < 0) throw_errno("poll");
@@ -195,7 +218,8 @@ int run_client(const TcpDeadlockOptions& o) {
     const std::uint64_t total = (o.bytecount + 15) / 16 * 16;
     say("Sending {} bytes of data, in chunks of 16 bytes", total);
     Socket sock = create_connection(o.host, o.port, {});
-    return o.no_deadlock ? run_interleaved_client(sock, o, total) : run_blocking_client(sock, o, total);
+    return o.no_deadlock ? run_interleaved_client(sock, o, total)
+                         : run_blocking_client(sock, o, total);
 }
 
 }  // namespace
@@ -211,8 +235,9 @@ void add_tcp_deadlock(CLI::App& app, Runner& run) {
     CLI::App* server = add_role(cmd, "server", "echo 1024-byte chunks back upper-cased");
     server->add_option("host", o->host, "interface to listen at")->required();
     add_port_option(server, o->port);
-    server->add_option("--stall-timeout", o->stall_timeout,
-                       "drop a client whose replies cannot be sent for this many seconds")
+    server
+        ->add_option("--stall-timeout", o->stall_timeout,
+                     "drop a client whose replies cannot be sent for this many seconds")
         ->check(CLI::PositiveNumber);
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
 
@@ -222,8 +247,9 @@ void add_tcp_deadlock(CLI::App& app, Runner& run) {
         ->required()
         ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
     add_port_option(client, o->port);
-    client->add_option("--stall-timeout", o->stall_timeout,
-                       "report a stall and exit 1 when no byte moves for this many seconds")
+    client
+        ->add_option("--stall-timeout", o->stall_timeout,
+                     "report a stall and exit 1 when no byte moves for this many seconds")
         ->check(CLI::PositiveNumber);
     client->add_flag("--no-deadlock", o->no_deadlock, "read while writing: any count completes");
     client->callback([o, &run] { run = [o] { return run_client(*o); }; });

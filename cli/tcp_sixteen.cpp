@@ -1,5 +1,6 @@
 // ferry tcp-sixteen server|client: exactly sixteen octets each way over TCP.
 #include <memory>
+#include <optional>
 
 #include "command.hpp"
 #include "ferry/create.hpp"
@@ -16,14 +17,33 @@ struct TcpSixteenOptions {
     double timeout = 30.0;
 };
 
-void serve_one(Accepted& client, const TcpSixteenOptions& o) {
+/// recv_exact(16) that also wakes for a stop signal (nullopt then), so that
+/// Ctrl-C or SIGTERM stops the server while a client is silent.
+std::optional<std::string> recv_sixteen(Socket& sc, const StopSignals& stop, Duration timeout) {
+    const Deadline deadline = Clock::now() + timeout;
+    const std::string where = "recv from " + sc.peer_address().to_string();
+    std::string message(16, '\0');
+    std::size_t got = 0;
+    while (got < message.size()) {
+        const auto wake = stop.wait(sc, POLLIN, deadline);
+        if (wake == StopSignals::Wake::stop) return std::nullopt;
+        if (wake == StopSignals::Wake::timeout) throw TimeoutError(where);
+        const std::size_t n = sc.recv_before(message.data() + got, message.size() - got, deadline);
+        if (n == 0) throw ShortReadError(where, message.size(), got);
+        got += n;
+    }
+    return message;
+}
+
+void serve_one(Accepted& client, const TcpSixteenOptions& o, const StopSignals& stop) {
     Socket& sc = client.socket;
     sc.set_timeout(seconds(o.timeout));
     say("We have accepted a connection from {}", client.peer.to_string());
     say("  Socket name: {}", sc.local_address().to_string());
     say("  Socket peer: {}", sc.peer_address().to_string());
-    const std::string message = sc.recv_exact(16);
-    say("  Incoming sixteen-octet message: {}", py_repr_bytes(message));
+    const auto message = recv_sixteen(sc, stop, seconds(o.timeout));
+    if (!message) return;  // stopping: the caller closes the socket and the server
+    say("  Incoming sixteen-octet message: {}", py_repr_bytes(*message));
     sc.send_all("Farewell, client");
     sc.close();
     say("  Reply sent, socket closed");
@@ -40,7 +60,7 @@ int run_server(const TcpSixteenOptions& o) {
         // A client that fails (short read, reset, silence) ends its own
         // connection, not the server.
         try {
-            serve_one(*client, o);
+            serve_one(*client, o, stop);
         } catch (const Error& e) {
             fmt::print(stderr, "ferry: {}\n", e.what());
             say("  Client failed, socket closed");

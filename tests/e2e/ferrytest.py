@@ -401,6 +401,27 @@ def server_port(proc, regex=LISTENING_RE, timeout=DEFAULT_TIMEOUT):
     return server_address(proc, regex, timeout)[1]
 
 
+# -- names that must not be looked up on the real network -----------------
+
+def offline(argv):
+    """``argv`` run in a network namespace of its own (nothing in it but a
+    loopback that is down), via unshare(1).  A test of an unknown host name
+    must run this way: looking a name up otherwise sends a DNS query to the
+    machine's nameserver, which is not an address our tests may send to.
+    There the resolver fails at once, locally, and the program under test
+    still reports its lookup error.  Needs root (CI runs as root)."""
+    return ['unshare', '--net', '--'] + [str(a) for a in argv]
+
+
+def offline_unavailable():
+    """Why offline() cannot work here, or None."""
+    if os.geteuid() != 0:
+        return 'a private network namespace needs root (running as uid %d)' % os.geteuid()
+    if shutil.which('unshare') is None:
+        return 'unshare(1) is not installed'
+    return None
+
+
 # -- unittest conveniences ------------------------------------------------
 
 class TestCase(unittest.TestCase):
