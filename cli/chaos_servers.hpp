@@ -1,0 +1,120 @@
+// Internal to the ferry command: the misbehaving servers of `ferry chaos`, on one EventLoop.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "ferry/event_loop.hpp"
+#include "ferry/fd.hpp"
+#include "ferry/socket.hpp"
+
+namespace ferry::cli::chaos {
+
+/// What the command line tunes; the same for every server of one run.
+struct Settings {
+    Duration delay = std::chrono::milliseconds(100);  ///< drip: between bytes; http-slow: chunks
+    std::optional<std::uint64_t> bytes;  ///< garbage: bytes per connection (none: endless)
+    Duration late = std::chrono::milliseconds(500);  ///< udp-late: how late each echo is
+    std::size_t max_conns = 1000;                    ///< each TCP server, at once
+    std::uint64_t seed = 0;                          ///< for the random bytes
+};
+
+enum class Transport { tcp, udp };
+
+/// One misbehaviour: its name on the command line and what it does.
+struct Behaviour {
+    std::string_view name;
+    Transport transport;
+    std::string_view help;  ///< for --help, in terms of the options
+};
+
+/// Every behaviour, in the order of their ports.
+std::span<const Behaviour> behaviours();
+/// nullptr when there is no behaviour of that name.
+const Behaviour* find_behaviour(std::string_view name);
+
+/// A running server: owns its sockets and every connection it accepted.
+/// Destroying it closes all of them and cancels its timers (the loop must
+/// outlive it).
+class Server {
+  public:
+    virtual ~Server() = default;
+    [[nodiscard]] virtual Address address() const = 0;
+    /// What it does with these settings, for the startup line.
+    [[nodiscard]] virtual std::string description() const = 0;
+};
+
+namespace detail {
+
+/// The body length http-nobody announces (and never sends).
+inline constexpr std::size_t kNoBodyLength = 1024;
+
+/// What every server of one run shares.
+struct Shared {
+    EventLoop& loop;
+    Settings settings;
+    /// One descriptor held in reserve: when accept fails for want of
+    /// descriptors (EMFILE), it is closed to accept and drop the pending
+    /// connection, then reopened, so a full table never makes the loop spin
+    /// on a listening socket that stays readable (muduo's Acceptor, libuv's
+    /// uv__emfile_trick).
+    Fd spare;
+    std::uint64_t streams = 0;  ///< random streams handed out so far
+};
+
+std::unique_ptr<Server> make_tcp_server(Shared& shared, const Behaviour& behaviour,
+                                        Socket listener);
+std::unique_ptr<Server> make_udp_server(Shared& shared, const Behaviour& behaviour, Socket bound);
+
+/// One line on stderr: `ferry chaos: <text>`.
+template <class... Args>
+void report(fmt::format_string<Args...> format, Args&&... args) {
+    fmt::print(stderr, "ferry chaos: {}\n", fmt::format(format, std::forward<Args>(args)...));
+}
+
+/// The startup line's text for `behaviour` with these settings.
+std::string describe(const Behaviour& behaviour, const Settings& settings);
+
+/// Pseudo-random bytes: one generator per stream (a garbage connection, the
+/// udp-garbage server), seeded from --seed and the stream's number, so two
+/// runs with the same seed send the same bytes, connection for connection.
+class RandomBytes {
+  public:
+    RandomBytes(std::uint64_t seed, std::uint64_t stream);
+    void fill(char* data, std::size_t size);
+
+  private:
+    std::mt19937_64 engine_;
+};
+
+}  // namespace detail
+
+/// Every server of one run.
+/// Thread-safety: none; everything runs on the loop's thread.
+class ServerSet {
+  public:
+    ServerSet(EventLoop& loop, const Settings& settings);
+    ~ServerSet();
+    ServerSet(const ServerSet&) = delete;
+    ServerSet& operator=(const ServerSet&) = delete;
+
+    /// Starts `behaviour` on `bound`: a listening stream socket for a TCP
+    /// behaviour, a bound datagram socket for a UDP one.
+    const Server& start(const Behaviour& behaviour, Socket bound);
+
+  private:
+    detail::Shared shared_;
+    std::vector<std::unique_ptr<Server>> servers_;
+};
+
+}  // namespace ferry::cli::chaos
