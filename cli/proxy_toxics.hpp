@@ -1,0 +1,143 @@
+// Internal to the ferry command: `ferry proxy`'s faults ("toxics", named and parametrised as
+// Toxiproxy names them): parsing and checking a toxic, and the models that apply one.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/socket.hpp"
+
+namespace ferry::cli::proxy {
+
+enum class Protocol { tcp, udp };
+/// up: client -> upstream server; down: server -> client.
+enum class Direction { up, down, both };
+
+std::string_view protocol_name(Protocol p);
+std::string_view direction_name(Direction d);
+
+/// Every random choice of a proxy comes from one of these, seeded from --seed.
+using Rng = std::mt19937_64;
+
+/// One fault as the user asked for it, checked: its type exists, every key
+/// belongs to it, every value is in range, defaults filled in.
+struct ToxicSpec {
+    std::string type;
+    Direction direction = Direction::both;
+    /// The fraction of connections (TCP) or of datagrams (UDP) it applies to.
+    double toxicity = 1.0;
+    std::map<std::string, double> attributes;
+    bool tcp = false;  ///< the type exists for TCP routes
+    bool udp = false;  ///< ... and for UDP routes
+
+    [[nodiscard]] double get(const std::string& key) const;
+    [[nodiscard]] bool has(const std::string& key) const { return attributes.count(key) != 0; }
+    [[nodiscard]] bool applies_to(Protocol p) const { return p == Protocol::tcp ? tcp : udp; }
+};
+
+/// A toxic that cannot be: what is wrong with it, in one line.
+class ToxicError : public std::invalid_argument {
+  public:
+    using std::invalid_argument::invalid_argument;
+};
+
+/// Parses `TYPE:DIRECTION[:key=value,key=value...]`, e.g.
+/// `latency:down:latency=100,jitter=10` or `loss:up:probability=0.3,toxicity=0.5`.
+/// Throws ToxicError.
+ToxicSpec parse_toxic(std::string_view text);
+/// The same from a config file: that string, or an object
+/// {"type": ..., "direction": ..., "toxicity": ..., "attributes": {key: number}}.
+ToxicSpec toxic_from_json(const nlohmann::json& j);
+/// One line per toxic type with its keys, for --help.
+std::string toxic_help();
+
+// ---- TCP: toxics rewrite a stream of timed pieces -------------------------------------
+
+/// A piece of one direction of a TCP connection on its way through the toxics.
+/// `at` is when it may be written to the receiver; every toxic keeps the
+/// times of the pieces it passes on non-decreasing, so bytes never reorder.
+struct Piece {
+    enum class Kind {
+        data,
+        eof,    ///< the sender shut down its side: pass the half-close on
+        close,  ///< close the whole connection once everything before is written
+    };
+    Kind kind = Kind::data;
+    std::string bytes;
+    Clock::time_point at;
+};
+
+/// What a toxic does to a whole connection some time after it was relayed.
+struct TcpEnd {
+    enum class Kind {
+        close,  ///< close both sides (timeout)
+        reset,  ///< send RST to the receiver of the toxic's direction (reset_peer)
+    };
+    Kind kind = Kind::close;
+    Duration after{};
+};
+
+/// One TCP toxic on one direction of one connection (it keeps that
+/// direction's state: the bandwidth clock, the bytes left before a limit).
+class TcpToxic {
+  public:
+    virtual ~TcpToxic() = default;
+    /// Rewrites the pieces just read, in place: delays, splits, truncates or
+    /// drops them, appends a close. Never reorders.
+    virtual void apply(std::vector<Piece>& pieces) = 0;
+    /// The connection-wide action it schedules when the connection starts.
+    [[nodiscard]] virtual std::optional<TcpEnd> end() const { return std::nullopt; }
+};
+
+/// Builds the model of a TCP toxic; `rng` must outlive it.
+std::unique_ptr<TcpToxic> make_tcp_toxic(const ToxicSpec& spec, Rng& rng);
+
+// ---- UDP: toxics pass datagrams on, now, later, twice or never -----------------------
+
+/// Runs a function later on the proxy's event loop; cancel() before it ran
+/// means it never runs. Owned per client flow, so a flow that goes away
+/// takes its pending datagrams with it.
+class Scheduler {
+  public:
+    using Id = std::uint64_t;
+    virtual ~Scheduler() = default;
+    virtual Id after(Duration delay, std::function<void()> fn) = 0;
+    virtual void cancel(Id id) = 0;
+};
+
+/// What the UDP toxics did, summed over a route.
+struct UdpEffects {
+    std::uint64_t dropped = 0;
+    std::uint64_t duplicated = 0;
+    std::uint64_t reordered = 0;
+    std::uint64_t corrupted = 0;
+};
+
+/// One UDP toxic on one direction of one client flow.
+class UdpToxic {
+  public:
+    using Emit = std::function<void(std::string datagram)>;
+    virtual ~UdpToxic() = default;
+    /// Takes one datagram and passes zero or more on through `emit`, now or
+    /// later. `emit` stays valid for as long as the toxic lives.
+    virtual void push(std::string datagram, const Emit& emit) = 0;
+};
+
+/// Builds the model of a UDP toxic; `rng`, `scheduler` and `effects` must outlive it.
+std::unique_ptr<UdpToxic> make_udp_toxic(const ToxicSpec& spec, Rng& rng, Scheduler& scheduler,
+                                         UdpEffects& effects);
+
+/// The long-run loss rate of a Gilbert-Elliott model: the chance of the bad
+/// state, p / (p + r), weighs the two states' loss rates.
+double gilbert_elliott_stationary_loss(double p, double r, double good, double bad);
+
+}  // namespace ferry::cli::proxy
