@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     ferry::cli::add_tour(app, run);
     ferry::cli::add_resolve(app, run);
     ferry::cli::add_chaos(app, run);
+    ferry::cli::add_bench(app, run);
     ferry::cli::add_proxy(app, run);
     ferry::cli::add_echo(app, run);
 
