@@ -26,6 +26,8 @@ void add_tcp_deadlock(CLI::App& app, Runner& run);
 void add_timestamp(CLI::App& app, Runner& run);
 void add_tour(CLI::App& app, Runner& run);
 void add_chaos(CLI::App& app, Runner& run);
+void add_connect(CLI::App& app, Runner& run);
+void add_listen(CLI::App& app, Runner& run);
 void add_bench(CLI::App& app, Runner& run);
 void add_proxy(CLI::App& app, Runner& run);
 void add_echo(CLI::App& app, Runner& run);

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     ferry::cli::add_tour(app, run);
     ferry::cli::add_resolve(app, run);
     ferry::cli::add_chaos(app, run);
+    ferry::cli::add_connect(app, run);
+    ferry::cli::add_listen(app, run);
     ferry::cli::add_bench(app, run);
     ferry::cli::add_proxy(app, run);
     ferry::cli::add_echo(app, run);
