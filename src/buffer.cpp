@@ -63,7 +63,7 @@ void Buffer::release() noexcept {
 }
 
 IoResult Buffer::read_from(int fd) {
-    char spill[64 * 1024];
+    char spill[kReadSpill];
     if (bytes_.empty()) bytes_.resize(kPrependRoom);
     iovec iov[2];
     const std::size_t writable = bytes_.size() - write_;

@@ -2,6 +2,7 @@
  * level-triggered epoll, 64 KiB reads into one static buffer, TCP_NODELAY,
  * backlog 4096. Written to be as short a path as an echo can have.
  * Usage: raw_epoll_echo PORT  (prints "Listening at 127.0.0.1:PORT") */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

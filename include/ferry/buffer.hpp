@@ -25,6 +25,9 @@ namespace ferry {
 class Buffer {
   public:
     static constexpr std::size_t kPrependRoom = 8;
+    /// read_from() always offers at least this much room (its stack spill):
+    /// a read that returns less has drained the socket.
+    static constexpr std::size_t kReadSpill = 64 * 1024;
 
     [[nodiscard]] std::size_t size() const noexcept { return write_ - read_; }
     [[nodiscard]] bool empty() const noexcept { return write_ == read_; }
