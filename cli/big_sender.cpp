@@ -1,4 +1,5 @@
-// ferry big-sender client|server: a datagram larger than the path MTU, with fragmentation forbidden.
+// ferry big-sender client|server: a datagram larger than the path MTU, with fragmentation
+// forbidden.
 #include <netinet/in.h>
 
 #include <cerrno>

@@ -60,7 +60,8 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::stri
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
 
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+        args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     const int rc = ::posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -112,7 +113,8 @@ std::optional<std::string> ChildProcess::read_line(Clock::time_point deadline) {
 
 std::vector<std::string> ChildProcess::read_rest(Clock::time_point deadline) {
     std::vector<std::string> lines;
-    while (auto line = read_line(deadline)) lines.push_back(std::move(*line));
+    while (auto line = read_line(deadline))
+        lines.push_back(std::move(*line));
     return lines;
 }
 

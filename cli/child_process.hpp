@@ -1,4 +1,5 @@
-// Internal to the ferry command: a child process whose output is read line by line (for `ferry tour`).
+// Internal to the ferry command: a child process whose output is read line by line (for `ferry
+// tour`).
 #pragma once
 
 #include <sys/types.h>
@@ -16,7 +17,7 @@ namespace ferry::cli {
 /// written to its standard input (then closed). The destructor kills and
 /// reaps a child still running, so no process outlives its owner.
 class ChildProcess {
-public:
+  public:
     ChildProcess(const std::vector<std::string>& argv, const std::string& input = {});
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
@@ -31,7 +32,7 @@ public:
     /// Waits for the exit (killing the child at the deadline).
     int wait(Clock::time_point deadline);
 
-private:
+  private:
     pid_t pid_ = -1;
     Fd process_;  // pidfd
     Fd output_;

@@ -51,7 +51,7 @@ std::string seconds_text(Duration d);
 
 /// A run-time failure that is not a socket error: main prints "ferry: <text>", exit 1.
 class Failure : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

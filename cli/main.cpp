@@ -6,15 +6,15 @@
 
 #include "command.hpp"
 
-
 int main(int argc, char** argv) {
     // A write to a closed connection must be an error we report, not a death.
     // The library already sends with MSG_NOSIGNAL; this covers writes to
     // stdout when it is a pipe whose reader went away.
     std::signal(SIGPIPE, SIG_IGN);
 
-    CLI::App app("ferry: sockets toolkit, the classic client/server programs and the tools around them",
-                 "ferry");
+    CLI::App app(
+        "ferry: sockets toolkit, the classic client/server programs and the tools around them",
+        "ferry");
     app.set_version_flag("--version", "ferry " FERRY_VERSION);
     app.require_subcommand(1);
     app.fallthrough(false);

@@ -16,13 +16,20 @@ std::string quoted(std::string_view data, bool as_bytes) {
     out += quote;
     for (const char ch : data) {
         const auto c = static_cast<unsigned char>(ch);
-        if (c == '\\') out += "\\\\";
-        else if (c == static_cast<unsigned char>(quote)) out += std::string("\\") + quote;
-        else if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c < 0x20 || c == 0x7f || (as_bytes && c >= 0x80)) out += fmt::format("\\x{:02x}", c);
-        else out += ch;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == static_cast<unsigned char>(quote))
+            out += std::string("\\") + quote;
+        else if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c < 0x20 || c == 0x7f || (as_bytes && c >= 0x80))
+            out += fmt::format("\\x{:02x}", c);
+        else
+            out += ch;
     }
     out += quote;
     return out;
@@ -30,8 +37,12 @@ std::string quoted(std::string_view data, bool as_bytes) {
 
 }  // namespace
 
-std::string py_repr(std::string_view text) { return quoted(text, false); }
-std::string py_repr_bytes(std::string_view bytes) { return quoted(bytes, true); }
+std::string py_repr(std::string_view text) {
+    return quoted(text, false);
+}
+std::string py_repr_bytes(std::string_view bytes) {
+    return quoted(bytes, true);
+}
 
 std::string datetime_now() {
     timeval now{};

@@ -16,7 +16,7 @@ namespace ferry::cli {
 /// 16-byte chunk would cost more than the transfer); into a pipe or a file
 /// only the final count is written, once, on its own line.
 class Progress {
-public:
+  public:
     explicit Progress(std::string suffix) : suffix_(std::move(suffix)), tty_(::isatty(1) == 1) {}
 
     void update(std::uint64_t count) {
@@ -32,7 +32,7 @@ public:
         std::fflush(stdout);
     }
 
-private:
+  private:
     std::string suffix_;
     bool tty_;
     std::chrono::steady_clock::time_point last_{};

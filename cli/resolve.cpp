@@ -41,7 +41,8 @@ void add_resolve(CLI::App& app, Runner& run) {
         "resolve",
         "Print every address getaddrinfo returns for HOST and SERVICE: family, socket type, "
         "protocol and address. Example: ferry resolve localhost domain");
-    cmd->add_option("host", o->host, "host name or numeric address (\"\" = any interface with --passive)")
+    cmd->add_option("host", o->host,
+                    "host name or numeric address (\"\" = any interface with --passive)")
         ->required();
     cmd->add_option("service", o->service, "port number or service name (domain, http, ...)")
         ->check(port_validator());

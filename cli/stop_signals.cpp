@@ -24,7 +24,8 @@ StopSignals::Wake StopSignals::wait(const Socket& socket, short events, Deadline
     for (;;) {
         int timeout_ms = -1;
         if (deadline) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+            const auto left =
+                std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
             timeout_ms = static_cast<int>(std::max<std::int64_t>(0, left.count()));
         }
         const int rc = ::poll(fds, 2, timeout_ms);

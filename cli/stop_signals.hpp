@@ -16,7 +16,7 @@ namespace ferry::cli {
 /// library never touches it). The signals stay blocked for the process
 /// lifetime, so threads started later inherit the mask.
 class StopSignals {
-public:
+  public:
     StopSignals();
 
     enum class Wake { ready, stop, timeout };
@@ -24,10 +24,11 @@ public:
     Wake wait(const Socket& socket, short events, Deadline deadline = std::nullopt) const;
     /// True once a stop signal has arrived (does not consume it).
     [[nodiscard]] bool requested() const;
-    /// The signalfd, for a loop that polls several descriptors: readable once a stop signal arrived.
+    /// The signalfd, for a loop that polls several descriptors: readable once a stop signal
+    /// arrived.
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
-private:
+  private:
     Fd fd_;
 };
 

@@ -1,4 +1,5 @@
-// ferry timestamp server|client: every line comes back prefixed with the server's time (TCP or UDP).
+// ferry timestamp server|client: every line comes back prefixed with the server's time (TCP or
+// UDP).
 #include <unistd.h>
 
 #include <iostream>
@@ -22,7 +23,9 @@ struct TimestampOptions {
     double timeout = 10.0;
 };
 
-std::string stamped(std::string_view data) { return "[" + ctime_now() + "] " + std::string(data); }
+std::string stamped(std::string_view data) {
+    return "[" + ctime_now() + "] " + std::string(data);
+}
 
 void serve_tcp_client(Accepted& client, const StopSignals& stop) {
     char data[kBufSize];
@@ -101,7 +104,8 @@ void add_timestamp(CLI::App& app, Runner& run) {
     add_port_option(server, o->port);
     server->add_flag("--udp", o->udp, "UDP instead of TCP");
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
-    CLI::App* client = add_role(cmd, "client", "send each line of standard input, print each reply");
+    CLI::App* client =
+        add_role(cmd, "client", "send each line of standard input, print each reply");
     client->add_option("host", o->host, "server host (default: localhost)");
     add_port_option(client, o->port);
     client->add_flag("--udp", o->udp, "UDP instead of TCP");

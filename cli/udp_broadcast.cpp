@@ -57,7 +57,8 @@ void add_udp_broadcast(CLI::App& app, Runner& run) {
         "0.0.0.0 & ferry udp-broadcast client 127.255.255.255");
     cmd->require_subcommand(1);
     CLI::App* server = add_role(cmd, "server", "print every datagram that arrives");
-    server->add_option("interface", o->host, "address to bind (0.0.0.0 or \"\" for every interface)")
+    server
+        ->add_option("interface", o->host, "address to bind (0.0.0.0 or \"\" for every interface)")
         ->required();
     add_port_option(server, o->port);
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });

@@ -64,13 +64,15 @@ int run_client(const UdpLocalOptions& o) {
 void add_udp_local(CLI::App& app, Runner& run) {
     auto o = std::make_shared<UdpLocalOptions>();
     CLI::App* cmd = app.add_subcommand(
-        "udp-local", "UDP server and client on 127.0.0.1: the client sends the time, the server "
-                     "answers with its length. Example: ferry udp-local server & ferry udp-local client");
+        "udp-local",
+        "UDP server and client on 127.0.0.1: the client sends the time, the server "
+        "answers with its length. Example: ferry udp-local server & ferry udp-local client");
     cmd->require_subcommand(1);
     CLI::App* server = add_role(cmd, "server", "bind 127.0.0.1:PORT and answer every datagram");
     add_port_option(server, o->port);
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
-    CLI::App* client = add_role(cmd, "client", "send one datagram to 127.0.0.1:PORT, print the reply");
+    CLI::App* client =
+        add_role(cmd, "client", "send one datagram to 127.0.0.1:PORT, print the reply");
     add_port_option(client, o->port);
     client->add_option("--timeout", o->timeout, "seconds to wait for the reply")
         ->check(CLI::PositiveNumber)

@@ -124,7 +124,8 @@ void add_udp_remote(CLI::App& app, Runner& run) {
     auto o = std::make_shared<UdpRemoteOptions>();
     CLI::App* cmd = app.add_subcommand(
         "udp-remote",
-        "UDP server that pretends to drop datagrams, and a client that retransmits with exponential "
+        "UDP server that pretends to drop datagrams, and a client that retransmits with "
+        "exponential "
         "backoff. Example: ferry udp-remote server --drop 0.5 & ferry udp-remote client 127.0.0.1");
     cmd->require_subcommand(1);
 
@@ -139,7 +140,8 @@ void add_udp_remote(CLI::App& app, Runner& run) {
                      "expect a 4-byte request ID before each datagram and echo it in the reply");
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
 
-    CLI::App* client = add_role(cmd, "client", "send a datagram, retrying with backoff until answered");
+    CLI::App* client =
+        add_role(cmd, "client", "send a datagram, retrying with backoff until answered");
     client->add_option("host", o->host, "server host name or address")->required();
     add_port_option(client, o->port);
     client->add_option("--initial-wait", o->initial_wait, "seconds to wait for the first reply")
@@ -151,8 +153,9 @@ void add_udp_remote(CLI::App& app, Runner& run) {
     client->add_option("--max-wait", o->max_wait, "give up once the next wait would exceed this")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
-    client->add_option("--cap", o->cap,
-                       "cap each wait at this many seconds (then --tries or --budget ends it)")
+    client
+        ->add_option("--cap", o->cap,
+                     "cap each wait at this many seconds (then --tries or --budget ends it)")
         ->check(CLI::PositiveNumber);
     client->add_option("--jitter", o->jitter, "randomise each wait by +/- this fraction (0..1)")
         ->check(CLI::Range(0.0, 0.99))
@@ -171,7 +174,8 @@ void add_udp_remote(CLI::App& app, Runner& run) {
     client->add_option("--seed", o->seed, "seed for the jitter");
     client->callback([o, &run] {
         try {
-            retry_policy(*o).validate();  // a bad combination is a usage error, found before any socket
+            retry_policy(*o)
+                .validate();  // a bad combination is a usage error, found before any socket
         } catch (const Error& e) {
             throw CLI::ValidationError(e.what());
         }

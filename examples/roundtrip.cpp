@@ -18,7 +18,8 @@ int main() {
 
     ferry::ConnectOptions options;
     options.timeout = std::chrono::seconds(2);
-    ferry::Socket client = ferry::create_connection(where.host(), std::to_string(where.port()), options);
+    ferry::Socket client =
+        ferry::create_connection(where.host(), std::to_string(where.port()), options);
     client.send_all("Hi there, server");
     std::printf("client %s got back: %s\n", client.local_address().to_string().c_str(),
                 client.recv_exact(16).c_str());

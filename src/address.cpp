@@ -60,10 +60,13 @@ Address Address::unix_path(std::string_view path) {
     return a;
 }
 
-bool Address::is_ip() const noexcept { return family() == AF_INET || family() == AF_INET6; }
+bool Address::is_ip() const noexcept {
+    return family() == AF_INET || family() == AF_INET6;
+}
 
 std::uint16_t Address::port() const noexcept {
-    if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
+    if (family() == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
     if (family() == AF_INET6)
         return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
     return 0;
@@ -90,8 +93,7 @@ std::string Address::host() const {
             const std::size_t header = offsetof(sockaddr_un, sun_path);
             if (len_ <= header) return {};
             std::size_t n = len_ - header;
-            if (un->sun_path[0] == '\0')
-                return "@" + std::string(un->sun_path + 1, n - 1);
+            if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, n - 1);
             return std::string(un->sun_path, strnlen(un->sun_path, n));
         }
         default:
@@ -101,13 +103,16 @@ std::string Address::host() const {
 
 std::string Address::to_string() const {
     switch (family()) {
-        case AF_INET: return host() + ":" + std::to_string(port());
-        case AF_INET6: return "[" + host() + "]:" + std::to_string(port());
+        case AF_INET:
+            return host() + ":" + std::to_string(port());
+        case AF_INET6:
+            return "[" + host() + "]:" + std::to_string(port());
         case AF_UNIX: {
             std::string path = host();
             return path.empty() ? "(unnamed)" : path;
         }
-        default: return "(no address)";
+        default:
+            return "(no address)";
     }
 }
 
@@ -169,8 +174,8 @@ std::vector<Resolved> resolve(std::string_view host, std::string_view service,
                     (hints.canonical_name ? AI_CANONNAME : 0);
 
     addrinfo* list = nullptr;
-    const int rc = ::getaddrinfo(node.empty() ? nullptr : node.c_str(), port_text.c_str(), &want,
-                                 &list);
+    const int rc =
+        ::getaddrinfo(node.empty() ? nullptr : node.c_str(), port_text.c_str(), &want, &list);
     const std::string context = "resolve " + (node.empty() ? std::string("\"\"") : node);
     if (rc == EAI_SYSTEM) throw_errno(context);
     if (rc != 0) throw Error(std::error_code(rc, resolver_category()), context);
@@ -191,29 +196,42 @@ std::vector<Resolved> resolve(std::string_view host, std::string_view service,
 
 std::string family_name(int family) {
     switch (family) {
-        case AF_INET: return "IPv4";
-        case AF_INET6: return "IPv6";
-        case AF_UNIX: return "Unix";
-        case AF_UNSPEC: return "unspec";
-        default: return "family " + std::to_string(family);
+        case AF_INET:
+            return "IPv4";
+        case AF_INET6:
+            return "IPv6";
+        case AF_UNIX:
+            return "Unix";
+        case AF_UNSPEC:
+            return "unspec";
+        default:
+            return "family " + std::to_string(family);
     }
 }
 
 std::string socktype_name(int socktype) {
     switch (socktype) {
-        case SOCK_STREAM: return "STREAM";
-        case SOCK_DGRAM: return "DGRAM";
-        case SOCK_SEQPACKET: return "SEQPACKET";
-        case SOCK_RAW: return "RAW";
-        default: return "type " + std::to_string(socktype);
+        case SOCK_STREAM:
+            return "STREAM";
+        case SOCK_DGRAM:
+            return "DGRAM";
+        case SOCK_SEQPACKET:
+            return "SEQPACKET";
+        case SOCK_RAW:
+            return "RAW";
+        default:
+            return "type " + std::to_string(socktype);
     }
 }
 
 std::string protocol_name(int protocol) {
     switch (protocol) {
-        case IPPROTO_TCP: return "tcp";
-        case IPPROTO_UDP: return "udp";
-        case 0: return "ip";
+        case IPPROTO_TCP:
+            return "tcp";
+        case IPPROTO_UDP:
+            return "udp";
+        case 0:
+            return "ip";
         default: {
             protoent entry{};
             protoent* found = nullptr;

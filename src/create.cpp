@@ -21,7 +21,8 @@ Socket create_connection(std::string_view host, std::string_view service,
             Socket s(r.family, r.socktype, r.protocol);
             if (deadline) {
                 const auto left = *deadline - Clock::now();
-                if (left <= Duration::zero()) throw TimeoutError("connect to " + r.address.to_string());
+                if (left <= Duration::zero())
+                    throw TimeoutError("connect to " + r.address.to_string());
                 s.set_timeout(left);
             }
             s.connect(r.address);

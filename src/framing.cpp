@@ -29,9 +29,9 @@ std::string FrameDecoder::take(std::size_t size, std::size_t skip) {
 }
 
 void FrameDecoder::too_large(std::size_t size) const {
-    throw Error(make_error_code(Errc::frame_too_large),
-                "frame of " + std::to_string(size) + "+ bytes (maximum " +
-                    std::to_string(max_size_) + ")");
+    throw Error(
+        make_error_code(Errc::frame_too_large),
+        "frame of " + std::to_string(size) + "+ bytes (maximum " + std::to_string(max_size_) + ")");
 }
 
 std::optional<std::string> FixedLengthDecoder::next() {
@@ -41,8 +41,9 @@ std::optional<std::string> FixedLengthDecoder::next() {
 
 DelimiterDecoder::DelimiterDecoder(std::size_t max_size, std::string delimiter)
     : FrameDecoder(max_size), delimiter_(std::move(delimiter)) {
-    if (delimiter_.empty()) throw Error(std::make_error_code(std::errc::invalid_argument),
-                                        "delimiter framing with an empty delimiter");
+    if (delimiter_.empty())
+        throw Error(std::make_error_code(std::errc::invalid_argument),
+                    "delimiter framing with an empty delimiter");
 }
 
 std::optional<std::string> DelimiterDecoder::next() {
@@ -61,8 +62,12 @@ std::optional<std::string> DelimiterDecoder::next() {
     return take(at, delimiter_.size());
 }
 
-std::size_t FixedLengthDecoder::wanted() const { return max_size(); }
-std::size_t DelimiterDecoder::wanted() const { return buffered() + delimiter_.size(); }
+std::size_t FixedLengthDecoder::wanted() const {
+    return max_size();
+}
+std::size_t DelimiterDecoder::wanted() const {
+    return buffered() + delimiter_.size();
+}
 std::size_t LengthPrefixDecoder::wanted() const {
     if (buffered() < 4) return 4;
     return 4 + std::size_t{load_be32(pending().data())};

@@ -16,7 +16,8 @@ constexpr std::size_t kMaxDatagram = 65535;
 constexpr std::uint32_t kSequenceMask = 0xFFFFFF;
 
 [[noreturn]] void bad_policy(const char* what) {
-    throw Error(std::make_error_code(std::errc::invalid_argument), std::string("retry policy: ") + what);
+    throw Error(std::make_error_code(std::errc::invalid_argument),
+                std::string("retry policy: ") + what);
 }
 
 }  // namespace
@@ -49,7 +50,8 @@ Duration RttEstimator::rto() const noexcept {
     return srtt_ + std::max<Duration>(std::chrono::milliseconds(1), 4 * rttvar_);
 }
 
-std::optional<std::pair<std::uint32_t, std::string_view>> split_request_id(std::string_view datagram) {
+std::optional<std::pair<std::uint32_t, std::string_view>> split_request_id(
+    std::string_view datagram) {
     if (datagram.size() < 4) return std::nullopt;
     return std::pair{load_be32(datagram.data()), datagram.substr(4)};
 }
@@ -62,7 +64,10 @@ std::string with_request_id(std::uint32_t id, std::string_view payload) {
 }
 
 ReliableUdpClient::ReliableUdpClient(Socket socket, Address server, RetryPolicy policy)
-    : socket_(std::move(socket)), server_(std::move(server)), policy_(policy), random_(policy.seed) {
+    : socket_(std::move(socket)),
+      server_(std::move(server)),
+      policy_(policy),
+      random_(policy.seed) {
     policy_.validate();
     // The client waits with poll() on its own deadlines, so the socket itself never blocks.
     socket_.set_blocking(false);

@@ -40,8 +40,12 @@ std::pair<Socket, Socket> Socket::pair(int type) {
     return {std::move(a), std::move(b)};
 }
 
-int Socket::family() const { return get_option<int>(SOL_SOCKET, SO_DOMAIN); }
-int Socket::type() const { return get_option<int>(SOL_SOCKET, SO_TYPE); }
+int Socket::family() const {
+    return get_option<int>(SOL_SOCKET, SO_DOMAIN);
+}
+int Socket::type() const {
+    return get_option<int>(SOL_SOCKET, SO_TYPE);
+}
 
 void Socket::set_timeout(std::optional<Duration> timeout) {
     if (timeout && *timeout < Duration::zero())
@@ -119,13 +123,18 @@ void Socket::set_option_raw(int level, int name, const void* value, socklen_t le
                     std::to_string(name) + ")");
 }
 
-void Socket::set_no_delay(bool on) { set_option<int>(IPPROTO_TCP, TCP_NODELAY, on); }
-void Socket::set_v6_only(bool on) { set_option<int>(IPPROTO_IPV6, IPV6_V6ONLY, on); }
+void Socket::set_no_delay(bool on) {
+    set_option<int>(IPPROTO_TCP, TCP_NODELAY, on);
+}
+void Socket::set_v6_only(bool on) {
+    set_option<int>(IPPROTO_IPV6, IPV6_V6ONLY, on);
+}
 
 std::string Socket::context(const char* what) const {
     // Only computed on the error path: one getpeername/getsockname is cheap there.
     Address a;
-    if (::getpeername(fd(), a.data(), a.size_ptr()) == 0) return std::string(what) + " " + a.to_string();
+    if (::getpeername(fd(), a.data(), a.size_ptr()) == 0)
+        return std::string(what) + " " + a.to_string();
     a = Address();
     const std::string verb(what, std::strcspn(what, " "));
     if (::getsockname(fd(), a.data(), a.size_ptr()) == 0 && a.family() != AF_UNSPEC)

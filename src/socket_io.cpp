@@ -96,9 +96,8 @@ void Socket::send_all(const void* data, std::size_t size) {
     const auto* bytes = static_cast<const char*>(data);
     std::size_t sent = 0;
     while (sent < size) {
-        sent += *retry(Direction::out, deadline, true, "send to", [&] {
-            return ::send(fd(), bytes + sent, size - sent, MSG_NOSIGNAL);
-        });
+        sent += *retry(Direction::out, deadline, true, "send to",
+                       [&] { return ::send(fd(), bytes + sent, size - sent, MSG_NOSIGNAL); });
     }
 }
 

@@ -11,22 +11,24 @@
 using asio::ip::tcp;
 
 class Session : public std::enable_shared_from_this<Session> {
-public:
+  public:
     Session(tcp::socket socket, std::size_t size) : socket_(std::move(socket)), data_(size) {}
     void start() { read(); }
 
-private:
+  private:
     void read() {
         auto self = shared_from_this();
-        socket_.async_read_some(asio::buffer(data_), [this, self](std::error_code ec, std::size_t n) {
-            if (!ec) write(n);
-        });
+        socket_.async_read_some(asio::buffer(data_),
+                                [this, self](std::error_code ec, std::size_t n) {
+                                    if (!ec) write(n);
+                                });
     }
     void write(std::size_t n) {
         auto self = shared_from_this();
-        asio::async_write(socket_, asio::buffer(data_, n), [this, self](std::error_code ec, std::size_t) {
-            if (!ec) read();
-        });
+        asio::async_write(socket_, asio::buffer(data_, n),
+                          [this, self](std::error_code ec, std::size_t) {
+                              if (!ec) read();
+                          });
     }
     tcp::socket socket_;
     std::vector<char> data_;

@@ -27,7 +27,9 @@ static void alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf) {
     }
 }
 
-static void close_cb(uv_handle_t* h) { free(h); }
+static void close_cb(uv_handle_t* h) {
+    free(h);
+}
 
 static void write_cb(uv_write_t* req, int status) {
     (void)status;
@@ -41,13 +43,15 @@ static void read_cb(uv_stream_t* client, ssize_t nread, const uv_buf_t* buf) {
         write_req_t* w = malloc(sizeof *w);
         if (use_static) {
             /* Copy only what uv_try_write could not send at once. */
-            int sent = uv_try_write(client, &(uv_buf_t){.base = buf->base, .len = (size_t)nread}, 1);
+            int sent =
+                uv_try_write(client, &(uv_buf_t){.base = buf->base, .len = (size_t)nread}, 1);
             if (sent == nread) {
                 free(w);
                 return;
             }
             if (sent < 0) sent = 0;
-            w->buf = uv_buf_init(malloc((size_t)nread - (size_t)sent), (unsigned)((size_t)nread - (size_t)sent));
+            w->buf = uv_buf_init(malloc((size_t)nread - (size_t)sent),
+                                 (unsigned)((size_t)nread - (size_t)sent));
             memcpy(w->buf.base, buf->base + sent, w->buf.len);
             uv_write(&w->req, client, &w->buf, 1, write_cb);
             return;

@@ -15,7 +15,7 @@ namespace ferry {
 /// Printable form (to_string): `127.0.0.1:1060`, `[::1]:1060`, a path for a Unix
 /// socket (`@name` for the abstract namespace), `(unnamed)` for an unbound Unix socket.
 class Address {
-public:
+  public:
     /// An empty address (family AF_UNSPEC), filled by the calls that take a sockaddr*.
     Address() noexcept;
     /// Copies `len` bytes of a sockaddr returned by the kernel.
@@ -43,11 +43,13 @@ public:
     [[nodiscard]] socklen_t size() const noexcept { return len_; }
     /// For calls that fill the address in: pass data() and a pointer to this.
     [[nodiscard]] socklen_t* size_ptr() noexcept { return &len_; }
-    [[nodiscard]] static constexpr socklen_t capacity() noexcept { return sizeof(sockaddr_storage); }
+    [[nodiscard]] static constexpr socklen_t capacity() noexcept {
+        return sizeof(sockaddr_storage);
+    }
 
     friend bool operator==(const Address& a, const Address& b) noexcept;
 
-private:
+  private:
     sockaddr_storage storage_;
     socklen_t len_;
 };
@@ -62,7 +64,7 @@ struct ResolveHints {
     int family = AF_UNSPEC;  ///< AF_INET, AF_INET6 or AF_UNSPEC
     int socktype = 0;        ///< SOCK_STREAM, SOCK_DGRAM, ... or 0 for every type
     int protocol = 0;
-    bool passive = false;    ///< an address to bind: "" means every interface
+    bool passive = false;  ///< an address to bind: "" means every interface
     bool canonical_name = false;
 };
 

@@ -36,7 +36,8 @@ inline void store_be64(void* p, std::uint64_t v) noexcept {
     std::memcpy(p, &v, sizeof v);
 }
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "the byte-order helpers assume a little-endian host (every Linux target ferry builds for)");
+static_assert(
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+    "the byte-order helpers assume a little-endian host (every Linux target ferry builds for)");
 
 }  // namespace ferry

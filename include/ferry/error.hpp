@@ -25,25 +25,25 @@ std::error_code make_error_code(Errc e) noexcept;
 /// Every failure of the library: the operation with its address, and the reason.
 /// what() reads like `connect to 127.0.0.1:1060: Connection refused`.
 class Error : public std::system_error {
-public:
+  public:
     Error(std::error_code code, const std::string& context)
-        : std::system_error(code), what_(context.empty() ? code.message()
-                                                         : context + ": " + code.message()) {}
+        : std::system_error(code),
+          what_(context.empty() ? code.message() : context + ": " + code.message()) {}
     [[nodiscard]] const char* what() const noexcept override { return what_.c_str(); }
 
-protected:
+  protected:
     struct Verbatim {};
     /// For subclasses whose text is not "context: reason".
     Error(std::error_code code, std::string text, Verbatim)
         : std::system_error(code), what_(std::move(text)) {}
 
-private:
+  private:
     std::string what_;
 };
 
 /// A deadline passed before the operation completed (code: std::errc::timed_out).
 class TimeoutError : public Error {
-public:
+  public:
     explicit TimeoutError(const std::string& context)
         : Error(std::make_error_code(std::errc::timed_out), context) {}
 };
@@ -51,12 +51,12 @@ public:
 /// The stream ended in the middle of a message (code: Errc::eof). what() says
 /// "was expecting N bytes but only received M bytes before the socket closed".
 class ShortReadError : public Error {
-public:
+  public:
     ShortReadError(const std::string& context, std::size_t expected, std::size_t received);
     [[nodiscard]] std::size_t expected() const noexcept { return expected_; }
     [[nodiscard]] std::size_t received() const noexcept { return received_; }
 
-private:
+  private:
     std::size_t expected_;
     std::size_t received_;
 };

@@ -14,7 +14,7 @@ namespace ferry {
 ///
 /// Thread-safety: like an int; distinct objects may be used concurrently.
 class Fd {
-public:
+  public:
     Fd() noexcept = default;
     explicit Fd(int fd) noexcept : fd_(fd) {}
     Fd(Fd&& other) noexcept : fd_(other.release()) {}
@@ -36,7 +36,7 @@ public:
     /// Closes the held descriptor (if any) and takes ownership of `fd`.
     void reset(int fd = -1) noexcept;
 
-private:
+  private:
     int fd_ = -1;
 };
 

@@ -20,7 +20,7 @@ namespace ferry {
 ///
 /// Thread-safety: none; one decoder per connection.
 class FrameDecoder {
-public:
+  public:
     virtual ~FrameDecoder() = default;
 
     void feed(const void* data, std::size_t size);
@@ -34,7 +34,7 @@ public:
     [[nodiscard]] std::size_t buffered() const noexcept { return buffer_.size() - start_; }
     [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
 
-protected:
+  protected:
     explicit FrameDecoder(std::size_t max_size) : max_size_(max_size) {}
     [[nodiscard]] std::string_view pending() const noexcept {
         return std::string_view(buffer_).substr(start_);
@@ -43,7 +43,7 @@ protected:
     std::string take(std::size_t size, std::size_t skip = 0);
     [[noreturn]] void too_large(std::size_t size) const;
 
-private:
+  private:
     std::size_t max_size_;
     std::string buffer_;
     std::size_t start_ = 0;  // consumed prefix, compacted lazily to keep take() O(message)
@@ -51,7 +51,7 @@ private:
 
 /// Every message is exactly `size` bytes.
 class FixedLengthDecoder final : public FrameDecoder {
-public:
+  public:
     explicit FixedLengthDecoder(std::size_t size) : FrameDecoder(size) {}
     std::optional<std::string> next() override;
     [[nodiscard]] std::size_t wanted() const override;
@@ -59,19 +59,19 @@ public:
 
 /// Messages end with `delimiter` (default "\n"), which next() strips.
 class DelimiterDecoder final : public FrameDecoder {
-public:
+  public:
     explicit DelimiterDecoder(std::size_t max_size, std::string delimiter = "\n");
     std::optional<std::string> next() override;
     [[nodiscard]] std::size_t wanted() const override;
 
-private:
+  private:
     std::string delimiter_;
     std::size_t searched_ = 0;  // bytes of pending() already known to hold no delimiter
 };
 
 /// Messages follow a 32-bit big-endian length.
 class LengthPrefixDecoder final : public FrameDecoder {
-public:
+  public:
     explicit LengthPrefixDecoder(std::size_t max_size) : FrameDecoder(max_size) {}
     std::optional<std::string> next() override;
     [[nodiscard]] std::size_t wanted() const override;

@@ -47,7 +47,7 @@ struct RetryPolicy {
 
 /// Round-trip estimator of RFC 6298 (SRTT, RTTVAR, RTO), alpha 1/8, beta 1/4.
 class RttEstimator {
-public:
+  public:
     void sample(Duration rtt);
     [[nodiscard]] bool has_samples() const noexcept { return samples_ > 0; }
     [[nodiscard]] Duration srtt() const noexcept { return srtt_; }
@@ -55,7 +55,7 @@ public:
     /// SRTT + max(1 ms, 4 x RTTVAR): the wait that covers almost every reply.
     [[nodiscard]] Duration rto() const noexcept;
 
-private:
+  private:
     Duration srtt_{};
     Duration rttvar_{};
     unsigned samples_ = 0;
@@ -86,7 +86,7 @@ struct RetryEvent {
 /// Connection refused` on a connected socket when nothing listens there.
 /// Thread-safety: one request at a time.
 class ReliableUdpClient {
-public:
+  public:
     ReliableUdpClient(Socket socket, Address server, RetryPolicy policy = {});
 
     /// Sends `payload`, returns the reply's payload (ID removed).
@@ -99,7 +99,7 @@ public:
     /// Datagrams dropped because they came from elsewhere or carried a stale ID.
     [[nodiscard]] std::uint64_t discarded() const noexcept { return discarded_; }
 
-private:
+  private:
     Duration first_wait() const;
     Duration jittered(Duration wait);
 
@@ -115,7 +115,8 @@ private:
 
 /// For servers that speak the ID'd protocol: splits a request into its 4-byte
 /// ID and payload (nullopt when shorter than 4 bytes), and builds the reply.
-std::optional<std::pair<std::uint32_t, std::string_view>> split_request_id(std::string_view datagram);
+std::optional<std::pair<std::uint32_t, std::string_view>> split_request_id(
+    std::string_view datagram);
 std::string with_request_id(std::uint32_t id, std::string_view payload);
 
 }  // namespace ferry

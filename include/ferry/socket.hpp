@@ -50,7 +50,7 @@ struct Received {
 /// Thread-safety: one thread may send while another receives; changing the
 /// timeout while another thread uses the socket is a data race.
 class Socket {
-public:
+  public:
     Socket() noexcept = default;
     /// socket(2) with SOCK_CLOEXEC added; `type` may carry SOCK_NONBLOCK.
     Socket(int family, int type, int protocol = 0);
@@ -149,13 +149,13 @@ public:
     /// The deadline an operation starting now gets from the timeout.
     [[nodiscard]] Deadline deadline_from_now() const;
 
-private:
+  private:
     enum class Direction { in, out };
     /// Runs `call` until it succeeds, applying the mode: EINTR retried,
     /// EAGAIN waited for (timeout), returned empty (non-blocking) or thrown.
     template <class Call>
-    IoResult retry(Direction dir, Deadline deadline, bool wait_when_nonblocking,
-                   const char* what, Call&& call);
+    IoResult retry(Direction dir, Deadline deadline, bool wait_when_nonblocking, const char* what,
+                   Call&& call);
     [[nodiscard]] std::string context(const char* what) const;
 
     Fd fd_;

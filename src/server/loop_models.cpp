@@ -208,7 +208,7 @@ class LoopWorker {
     bool is_tcp_ = true;
     std::vector<std::unique_ptr<Conn>> conns_;  // indexed by descriptor
     bool draining_ = false;
-    std::size_t live_ = 0;  // connections left while draining
+    std::size_t live_ = 0;        // connections left while draining
     std::uint64_t bytes_in_ = 0;  // not yet published to the shared counters
     std::uint64_t bytes_out_ = 0;
     std::uint64_t messages_ = 0;
