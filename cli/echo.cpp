@@ -35,7 +35,7 @@ ServerLimits limits_from(const EchoOptions& o) {
     limits.output_high_water = o.high_water;
     limits.stalled_timeout = seconds(o.stalled_timeout);
     limits.drain_timeout = seconds(o.drain_timeout);
-    limits.threads = o.threads;
+    limits.threads = o.threads.value_or(o.model == "pool" ? 4 : 1);
     return limits;
 }
 
@@ -130,7 +130,9 @@ void add_echo(CLI::App& app, Runner& run) {
         ->capture_default_str();
     server
         ->add_option("--threads", o->threads,
-                     "threads of the pool model; loops of the epoll model (SO_REUSEPORT)")
+                     "threads of the pool model (default 4); event loops of the epoll model, each "
+                     "with its own "
+                     "SO_REUSEPORT listener (default 1)")
         ->check(CLI::Range(1u, 256u))
         ->capture_default_str();
     server
