@@ -12,6 +12,7 @@
 
 #include "ferry/address.hpp"
 #include "ferry/event_loop.hpp"
+#include "ferry/socket.hpp"
 #include "proxy_toxics.hpp"
 
 namespace ferry::cli::proxy {
@@ -81,11 +82,42 @@ class Timers final : public Scheduler {
 
 /// A running relay for one route on the proxy's event loop. Destroying it
 /// closes its listening socket and every connection or flow.
+/// What the TCP and the UDP relay of one route both hold: the listening
+/// socket, the route's counters and random stream, a scratch buffer for
+/// reads, and the name its stderr messages carry.
 class RouteRelay {
   public:
     virtual ~RouteRelay() = default;
-    [[nodiscard]] virtual Address local_address() const = 0;
-    [[nodiscard]] virtual const Counters& counters() const = 0;
+    RouteRelay(const RouteRelay&) = delete;
+    RouteRelay& operator=(const RouteRelay&) = delete;
+
+    [[nodiscard]] Address local_address() const { return local_; }
+    [[nodiscard]] const Counters& counters() const { return counters_; }
+
+    EventLoop& loop() { return loop_; }
+    const Route& route() const { return route_; }
+    const Settings& settings() const { return settings_; }
+    Counters& stats() { return counters_; }
+    Rng& rng() { return rng_; }
+    Socket& listener() { return listener_; }
+    char* scratch() { return scratch_.data(); }
+    void warn(const std::string& text) const;
+
+  protected:
+    /// Binds the listening socket (`socktype` SOCK_STREAM or SOCK_DGRAM,
+    /// non-blocking) and names the route; throws Error when it cannot bind.
+    RouteRelay(EventLoop& loop, const Route& route, const Settings& settings, std::uint64_t seed,
+               int socktype, std::size_t scratch_size);
+
+    EventLoop& loop_;
+    Route route_;
+    Settings settings_;
+    Counters counters_;
+    Rng rng_;
+    Socket listener_;
+    Address local_;
+    std::string name_;
+    std::vector<char> scratch_;
 };
 
 /// Binds the route's listening socket and starts relaying on `loop`; its

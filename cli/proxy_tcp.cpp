@@ -95,18 +95,6 @@ class TcpRelay final : public RouteRelay {
     TcpRelay(EventLoop& loop, const Route& route, const Settings& settings, std::uint64_t seed);
     ~TcpRelay() override;
 
-    [[nodiscard]] Address local_address() const override { return local_; }
-    [[nodiscard]] const Counters& counters() const override { return counters_; }
-
-    EventLoop& loop() { return loop_; }
-    const Route& route() const { return route_; }
-    const Settings& settings() const { return settings_; }
-    Counters& stats() { return counters_; }
-    Rng& rng() { return rng_; }
-    char* scratch() { return scratch_.data(); }
-    void warn(const std::string& text) const {
-        fmt::print(stderr, "ferry proxy {}: {}\n", name_, text);
-    }
     /// Called by a connection that closed: it is freed after the current loop round.
     void retire(std::uint64_t id);
 
@@ -114,17 +102,8 @@ class TcpRelay final : public RouteRelay {
     void on_accept();
     void shed_one();
 
-    EventLoop& loop_;
-    Route route_;
-    Settings settings_;
-    Counters counters_;
-    Rng rng_;
-    Socket listener_;
-    Address local_;
-    std::string name_;
     Fd spare_;  // given up to accept-and-close a connection when out of descriptors
     EventLoop::TimerId accept_pause_ = 0;
-    std::vector<char> scratch_ = std::vector<char>(kReadChunk);
     std::uint64_t next_id_ = 1;
     std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>> retired_;
@@ -381,13 +360,7 @@ void Connection::reset(unsigned sides) {
 
 TcpRelay::TcpRelay(EventLoop& loop, const Route& route, const Settings& settings,
                    std::uint64_t seed)
-    : loop_(loop), route_(route), settings_(settings), rng_(seed) {
-    ServerOptions options;
-    if (route.listen_host.empty()) options.family = AF_INET;
-    listener_ = create_server(route.listen_host, route.listen_port, options);
-    listener_.set_timeout(Duration::zero());
-    local_ = listener_.local_address();
-    name_ = local_.to_string() + " -> " + route.upstream.to_string();
+    : RouteRelay(loop, route, settings, seed, SOCK_STREAM, kReadChunk) {
     spare_.reset(::eventfd(0, EFD_CLOEXEC));
     loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
 }

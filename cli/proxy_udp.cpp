@@ -101,31 +101,10 @@ class UdpRelay final : public RouteRelay {
     UdpRelay(EventLoop& loop, const Route& route, const Settings& settings, std::uint64_t seed);
     ~UdpRelay() override;
 
-    [[nodiscard]] Address local_address() const override { return local_; }
-    [[nodiscard]] const Counters& counters() const override { return counters_; }
-
-    EventLoop& loop() { return loop_; }
-    const Route& route() const { return route_; }
-    Counters& stats() { return counters_; }
-    Socket& listener() { return listener_; }
-    char* scratch() { return scratch_.data(); }
-    void warn(const std::string& text) const {
-        fmt::print(stderr, "ferry proxy {}: {}\n", name_, text);
-    }
-
   private:
     void on_readable();
     void sweep();
 
-    EventLoop& loop_;
-    Route route_;
-    Settings settings_;
-    Counters counters_;
-    Rng rng_;
-    Socket listener_;
-    Address local_;
-    std::string name_;
-    std::vector<char> scratch_ = std::vector<char>(kMaxDatagram);
     std::unordered_map<std::string, std::unique_ptr<Flow>> flows_;  // by raw client sockaddr
     EventLoop::TimerId sweeper_ = 0;
 };
@@ -225,14 +204,7 @@ void Flow::note_refused() {
 
 UdpRelay::UdpRelay(EventLoop& loop, const Route& route, const Settings& settings,
                    std::uint64_t seed)
-    : loop_(loop), route_(route), settings_(settings), rng_(seed) {
-    ServerOptions options;
-    options.socktype = SOCK_DGRAM;
-    if (route.listen_host.empty()) options.family = AF_INET;
-    listener_ = create_server(route.listen_host, route.listen_port, options);
-    listener_.set_timeout(Duration::zero());
-    local_ = listener_.local_address();
-    name_ = local_.to_string() + " -> " + route.upstream.to_string() + " (udp)";
+    : RouteRelay(loop, route, settings, seed, SOCK_DGRAM, kMaxDatagram) {
     loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
     const Duration period = std::clamp<Duration>(
         settings_.udp_idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
