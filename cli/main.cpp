@@ -4,7 +4,7 @@
 
 #include <fmt/core.h>
 
-#include "command.hpp"
+#include "common/command.hpp"
 
 int main(int argc, char** argv) {
     // A write to a closed connection must be an error we report, not a death.

@@ -1,0 +1,197 @@
+// ferry echo server|client: one echo service, served by any server model, over TCP, UDP or a Unix
+// socket.
+#include "echo/echo.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <memory>
+#include <thread>
+
+#include "common/command.hpp"
+#include "ferry/error.hpp"
+#include "common/output.hpp"
+#include "common/stop_signals.hpp"
+
+namespace ferry::cli {
+
+Address echo_address(const EchoOptions& o, bool passive) {
+    if (!o.unix_path.empty()) return Address::unix_path(o.unix_path);
+    ResolveHints hints;
+    hints.socktype = o.udp ? SOCK_DGRAM : SOCK_STREAM;
+    hints.passive = passive;
+    return resolve(o.host, o.port, hints).front().address;
+}
+
+namespace {
+
+ServerLimits limits_from(const EchoOptions& o) {
+    ServerLimits limits;
+    limits.max_connections = o.max_conns;
+    if (o.idle_timeout > 0)
+        limits.idle_timeout = seconds(o.idle_timeout);
+    else
+        limits.idle_timeout.reset();
+    limits.output_high_water = o.high_water;
+    limits.stalled_timeout = seconds(o.stalled_timeout);
+    limits.drain_timeout = seconds(o.drain_timeout);
+    limits.threads = o.threads.value_or(o.model == "pool" ? 4 : 1);
+    return limits;
+}
+
+void print_summary(const ServerStats& st) {
+    say("Stopped: {} connections accepted, {} refused, {} dropped idle, {} dropped for not "
+        "reading, {} dropped for bad frames; {} messages, {} bytes in, {} bytes out",
+        st.accepted.load(), st.refused.load(), st.dropped_idle.load(), st.dropped_stalled.load(),
+        st.dropped_bad_frame.load(), st.messages.load(), st.bytes_in.load(), st.bytes_out.load());
+}
+
+}  // namespace
+
+int run_echo_server(const EchoOptions& o) {
+    if (o.udp) return run_udp_echo_server(o);
+    const Model model = *parse_model(o.model);
+    const EchoHandler handler(Framing::parse(o.framing), o.max_frame);
+    // Signals are blocked before any thread starts, so they all inherit the
+    // mask and only the watcher below ever sees SIGINT/SIGTERM.
+    StopSignals stop;
+    const Address address = echo_address(o, true);
+    if (!o.unix_path.empty())
+        ::unlink(o.unix_path.c_str());  // a stale socket file from a previous run
+    StreamServer server(address, model, limits_from(o), handler);
+    say("Listening at {} (model {}, framing {})", server.local_address().to_string(),
+        model_name(model), o.framing);
+
+    Fd done(::eventfd(0, EFD_CLOEXEC));
+    std::thread watcher([&] {
+        pollfd fds[2] = {{stop.fd(), POLLIN, 0}, {done.get(), POLLIN, 0}};
+        while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
+        }
+        if (fds[0].revents != 0) server.stop();
+    });
+    try {
+        server.run();
+    } catch (...) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t n = ::write(done.get(), &one, sizeof one);
+        watcher.join();
+        throw;
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(done.get(), &one, sizeof one);
+    watcher.join();
+    if (!o.unix_path.empty()) ::unlink(o.unix_path.c_str());
+    print_summary(server.stats());
+    return 0;
+}
+
+namespace {
+
+void add_endpoint_options(CLI::App* cmd, EchoOptions& o) {
+    add_port_option(cmd, o.port);
+    cmd->add_option("-U,--unix", o.unix_path, "a Unix stream socket at PATH instead of TCP");
+    cmd->add_flag("-u,--udp", o.udp, "UDP: every datagram is one message");
+    cmd->add_option("--framing", o.framing,
+                    "raw, line, fixed:N or length (32-bit big-endian prefix)")
+        ->check([](const std::string& text) -> std::string {
+            try {
+                Framing::parse(text);
+                return {};
+            } catch (const Error& e) {
+                return e.what();
+            }
+        })
+        ->capture_default_str();
+    cmd->add_option("--max-frame", o.max_frame, "largest message in bytes")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
+        ->capture_default_str();
+}
+
+}  // namespace
+
+void add_echo(CLI::App& app, Runner& run) {
+    auto o = std::make_shared<EchoOptions>();
+    CLI::App* cmd = app.add_subcommand(
+        "echo",
+        "An echo service run by any server model, and a client that checks its answers. Example: "
+        "ferry echo server --model epoll & ferry echo client --count 1000");
+    cmd->require_subcommand(1);
+
+    CLI::App* server =
+        add_role(cmd, "server", "serve the echo service until SIGINT/SIGTERM, then drain");
+    server->add_option("host", o->host, "address to listen at")->capture_default_str();
+    add_endpoint_options(server, *o);
+    server
+        ->add_option("--model", o->model,
+                     "iterative, thread, pool, fork, select, poll, epoll or uring "
+                     "(UDP: iterative, select, poll or epoll)")
+        ->check(CLI::IsMember(
+            {"iterative", "thread", "pool", "fork", "select", "poll", "epoll", "uring"}))
+        ->capture_default_str();
+    server
+        ->add_option("--threads", o->threads,
+                     "threads of the pool model (default 4); event loops of the epoll model, each "
+                     "with its own "
+                     "SO_REUSEPORT listener (default 1)")
+        ->check(CLI::Range(1u, 256u))
+        ->capture_default_str();
+    server
+        ->add_option("--max-conns", o->max_conns,
+                     "connections at once; the next is told and closed")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+        ->capture_default_str();
+    server
+        ->add_option("--idle-timeout", o->idle_timeout,
+                     "seconds without a byte before a connection is dropped (0 = never)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    server
+        ->add_option("--high-water", o->high_water,
+                     "bytes of replies queued per connection before reading from it pauses")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
+        ->capture_default_str();
+    server
+        ->add_option(
+            "--stalled-timeout", o->stalled_timeout,
+            "seconds a connection may stay above the high-water mark (a client that never reads)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    server->add_option("--drain-timeout", o->drain_timeout, "seconds the graceful stop may take")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    server->callback([o, &run] {
+        if (o->udp && !(o->model == "iterative" || o->model == "select" || o->model == "poll" ||
+                        o->model == "epoll"))
+            throw CLI::ValidationError(
+                "--model",
+                "model " + o->model +
+                    " serves stream sockets only; UDP takes iterative, select, poll or epoll");
+        if (o->udp && !o->unix_path.empty())
+            throw CLI::ValidationError("-U", "-U and -u cannot be combined");
+        run = [o] { return run_echo_server(*o); };
+    });
+
+    CLI::App* client = add_role(cmd, "client",
+                                "send each line of standard input as a message and print its echo; "
+                                "or with --count, send generated messages and check every echo");
+    client->add_option("host", o->host, "server host")->capture_default_str();
+    add_endpoint_options(client, *o);
+    client->add_option("--count", o->count, "messages to send and check")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
+    client->add_option("--size", o->size, "bytes per generated message")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 26))
+        ->capture_default_str();
+    client->add_option("--timeout", o->timeout, "seconds to wait for each echo")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    client->add_flag(
+        "--retry", o->retry,
+        "UDP: retransmit with backoff and request IDs (ferry's reliable request/response)");
+    client->add_option("--seed", o->seed, "seed for the generated messages")->capture_default_str();
+    client->callback([o, &run] {
+        if (o->retry && !o->udp) throw CLI::ValidationError("--retry", "--retry needs -u (UDP)");
+        run = [o] { return run_echo_client(*o); };
+    });
+}
+
+}  // namespace ferry::cli

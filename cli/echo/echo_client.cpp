@@ -1,0 +1,164 @@
+// ferry echo client: messages out, echoes back, each one checked.
+#include <iostream>
+#include <random>
+
+#include "common/command.hpp"
+#include "echo/echo.hpp"
+#include "ferry/byte_order.hpp"
+#include "ferry/create.hpp"
+#include "ferry/error.hpp"
+#include "ferry/framing.hpp"
+#include "ferry/reliable_udp.hpp"
+#include "common/output.hpp"
+
+namespace ferry::cli {
+namespace {
+
+/// The bytes one message puts on the wire under `framing` (an echo returns the same bytes).
+std::string encode(const Framing& framing, std::string_view message) {
+    switch (framing.kind) {
+        case Framing::Kind::raw:
+            return std::string(message);
+        case Framing::Kind::line:
+            return std::string(message) + "\n";
+        case Framing::Kind::fixed: {
+            if (message.size() > framing.fixed_size)
+                throw Failure(fmt::format("a message of {} bytes does not fit framing fixed:{}",
+                                          message.size(), framing.fixed_size));
+            std::string wire(message);
+            wire.resize(framing.fixed_size, ' ');
+            return wire;
+        }
+        case Framing::Kind::length:
+            return encode_length_prefixed(message);
+    }
+    return {};
+}
+
+/// The message inside an echoed wire form, for printing.
+std::string_view decode(const Framing& framing, std::string_view wire) {
+    if (framing.kind == Framing::Kind::line) return wire.substr(0, wire.size() - 1);
+    if (framing.kind == Framing::Kind::length) return wire.substr(4);
+    return wire;
+}
+
+std::string generated(std::mt19937& random, std::size_t size, bool printable) {
+    std::string message(size, '\0');
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_int_distribution<int> letter('a', 'z');
+    for (char& c : message)
+        c = static_cast<char>(printable ? letter(random) : byte(random));
+    return message;
+}
+
+Socket connect_stream(const EchoOptions& o) {
+    if (!o.unix_path.empty()) {
+        Socket s(AF_UNIX, SOCK_STREAM);
+        s.set_timeout(seconds(o.timeout));
+        s.connect(Address::unix_path(o.unix_path));
+        return s;
+    }
+    ConnectOptions connect;
+    connect.timeout = seconds(o.timeout);
+    connect.socktype = o.udp ? SOCK_DGRAM : SOCK_STREAM;
+    return create_connection(o.host, o.port, connect);
+}
+
+int run_stream_client(const EchoOptions& o, const Framing& framing) {
+    Socket sock = connect_stream(o);
+    if (!o.count) {
+        std::string line;
+        while (std::getline(std::cin, line)) {
+            const std::string wire = encode(framing, line);
+            sock.send_all(wire);
+            const std::string echo = sock.recv_exact(wire.size());
+            say("{}", decode(framing, echo));
+        }
+        return 0;
+    }
+    std::mt19937 random(o.seed);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < *o.count; ++i) {
+        const std::string wire =
+            encode(framing, generated(random, o.size, framing.kind == Framing::Kind::line));
+        sock.send_all(wire);
+        if (sock.recv_exact(wire.size()) != wire) ++wrong;
+    }
+    if (wrong != 0)
+        throw Failure(fmt::format("{} of {} echoes differed from what was sent", wrong, *o.count));
+    say("Echoed {} of {} messages correctly ({} bytes each, framing {})", *o.count, *o.count,
+        o.size, framing.to_string());
+    return 0;
+}
+
+int run_datagram_client(const EchoOptions& o) {
+    ConnectOptions connect;
+    connect.socktype = SOCK_DGRAM;
+    Socket sock = create_connection(o.host, o.port, connect);
+    const Address server = sock.peer_address();
+    std::optional<ReliableUdpClient> reliable;
+    std::uint64_t retransmissions = 0;
+    if (o.retry) {
+        RetryPolicy policy;
+        policy.cap = std::chrono::seconds(1);
+        policy.max_tries = 20;
+        policy.budget = seconds(o.timeout);
+        policy.request_ids = true;
+        policy.adaptive = true;
+        reliable.emplace(std::move(sock), server, policy);
+    } else {
+        sock.set_timeout(seconds(o.timeout));
+    }
+    std::string buffer(65535, '\0');
+    // One request and its answer: the reliable client retries; the plain one
+    // waits once and reports a loss as an empty answer.
+    const auto exchange = [&](const std::string& payload) -> std::optional<std::string> {
+        if (reliable)
+            return reliable->request(payload, [&](const RetryEvent& e) {
+                if (e.attempt > 1) ++retransmissions;
+            });
+        sock.send(payload);
+        try {
+            const std::size_t n = *sock.recv(buffer.data(), buffer.size());
+            return buffer.substr(0, n);
+        } catch (const TimeoutError&) {
+            return std::nullopt;
+        }
+    };
+    if (!o.count) {
+        std::string line;
+        while (std::getline(std::cin, line)) {
+            const auto echo = exchange(line);
+            if (!echo)
+                throw Failure(
+                    fmt::format("no echo from {} within {} s", server.to_string(), o.timeout));
+            say("{}", *echo);
+        }
+        return 0;
+    }
+    std::mt19937 random(o.seed);
+    std::size_t lost = 0;
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < *o.count; ++i) {
+        const std::string payload = generated(random, o.size, false);
+        const auto echo = exchange(payload);
+        if (!echo)
+            ++lost;
+        else if (*echo != payload)
+            ++wrong;
+    }
+    say("Echoed {} of {} datagrams correctly ({} bytes each), {} lost, {} wrong, {} "
+        "retransmissions",
+        *o.count - lost - wrong, *o.count, o.size, lost, wrong, retransmissions);
+    if (wrong != 0) throw Failure(fmt::format("{} echoes differed from their request", wrong));
+    return lost == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int run_echo_client(const EchoOptions& o) {
+    if (o.udp) return run_datagram_client(o);
+    return run_stream_client(o, Framing::parse(o.framing));
+}
+
+}  // namespace ferry::cli

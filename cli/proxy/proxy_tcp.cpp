@@ -1,0 +1,439 @@
+// `ferry proxy`'s TCP engine: accept a client, connect to the upstream, and relay both
+// directions on the event loop, each through its toxics, with flow control and half-close.
+//
+// Each direction ("stream") reads from one socket and writes to the other. Without toxics
+// the bytes go straight into the output Buffer (one readv, one send). With toxics each read
+// becomes a Piece that the toxics stamp with the time it may be written; a timer moves due
+// pieces into the output Buffer. Flow control: once a stream holds kHighWater bytes not yet
+// written (scheduled or buffered) it stops reading from its sender until half of that has
+// drained, so a slow receiver or a bandwidth toxic never makes the proxy buffer without bound.
+#include <fmt/core.h>
+#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <deque>
+#include <map>
+#include <unordered_map>
+
+#include "ferry/buffer.hpp"
+#include "ferry/create.hpp"
+#include "ferry/error.hpp"
+#include "proxy/proxy.hpp"
+
+namespace ferry::cli::proxy {
+namespace {
+
+constexpr int kClient = 0;
+constexpr int kUpstream = 1;
+constexpr int kAcceptsPerWakeup = 64;
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+class TcpRelay;
+
+/// One direction of a connection: read from sockets[from], written to sockets[to].
+struct Stream {
+    Stream(int f, int t) : from(f), to(t) {}
+    int from;
+    int to;
+    Buffer out;                   // due for the receiver
+    std::deque<Piece> scheduled;  // through the toxics, not yet due
+    std::size_t scheduled_bytes = 0;
+    std::vector<std::unique_ptr<TcpToxic>> toxics;
+    bool reading = true;     // the sender has not ended its side
+    bool paused = false;     // over the high-water mark: not reading
+    bool eof_due = false;    // the end reached the output: shut down once `out` drains
+    bool close_due = false;  // a close (limit_data) reached the output
+    bool done = false;       // the receiver was shut down for writing
+    Scheduler::Id timer = 0;
+
+    [[nodiscard]] std::size_t backlog() const { return out.size() + scheduled_bytes; }
+};
+
+class Connection {
+  public:
+    Connection(TcpRelay& relay, std::uint64_t id, Socket client, Address peer);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    void start();
+
+  private:
+    void on_event(int side, std::uint32_t ready);
+    void on_connected();
+    void read(Stream& s);
+    void deliver(Stream& s);
+    void flush(Stream& s);
+    void sync(int side);
+    void sync_all() {
+        sync(kClient);
+        sync(kUpstream);
+    }
+    void close();
+    void reset(unsigned sides);
+    void failed(int side) { reset(1u << (1 - side)); }
+    void refuse(const std::string& why);
+    void unwatch_all();
+
+    Stream& reading_from(int side) { return side == kClient ? up_ : down_; }
+    Stream& writing_to(int side) { return side == kClient ? down_ : up_; }
+
+    TcpRelay& relay_;
+    std::uint64_t id_;
+    Address peer_;
+    Socket sockets_[2];
+    Stream up_{kClient, kUpstream};
+    Stream down_{kUpstream, kClient};
+    Rng rng_;
+    Timers timers_;
+    bool connecting_ = true;
+    bool closed_ = false;
+};
+
+class TcpRelay final : public RouteRelay {
+  public:
+    TcpRelay(EventLoop& loop, const Route& route, const Settings& settings, std::uint64_t seed);
+    ~TcpRelay() override;
+
+    /// Called by a connection that closed: it is freed after the current loop round.
+    void retire(std::uint64_t id);
+
+  private:
+    void on_accept();
+    void shed_one();
+
+    Fd spare_;  // given up to accept-and-close a connection when out of descriptors
+    EventLoop::TimerId accept_pause_ = 0;
+    std::uint64_t next_id_ = 1;
+    std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+    std::vector<std::unique_ptr<Connection>> retired_;
+};
+
+// ---- Connection -------------------------------------------------------------------------
+
+Connection::Connection(TcpRelay& relay, std::uint64_t id, Socket client, Address peer)
+    : relay_(relay), id_(id), peer_(std::move(peer)), rng_(relay.rng()()), timers_(relay.loop()) {
+    sockets_[kClient] = std::move(client);
+}
+
+Connection::~Connection() {
+    if (!closed_) unwatch_all();
+}
+
+void Connection::unwatch_all() {
+    for (Socket& s : sockets_)
+        if (s) relay_.loop().unwatch(s.fd());
+}
+
+void Connection::start() {
+    ++relay_.stats().connections;
+    ++relay_.stats().active;
+    const Address& upstream = relay_.route().upstream;
+    try {
+        Socket up(upstream.family(), SOCK_STREAM | SOCK_NONBLOCK);
+        // Small writes (a slicer's, an interactive client's) go out at once, as the client
+        // sent them; Nagle would merge them and add up to a round trip of delay.
+        up.set_no_delay(true);
+        sockets_[kClient].set_no_delay(true);
+        const bool connected = up.connect(upstream);
+        sockets_[kUpstream] = std::move(up);
+        if (connected) {
+            on_connected();
+            return;
+        }
+        timers_.after(relay_.settings().connect_timeout, [this, upstream] {
+            refuse("connect to " + upstream.to_string() + ": timed out");
+        });
+        sync(kUpstream);
+    } catch (const Error& e) {
+        refuse(e.what());
+    }
+}
+
+void Connection::refuse(const std::string& why) {
+    ++relay_.stats().refused;
+    relay_.warn(fmt::format("{}; closed the connection from {}", why, peer_.to_string()));
+    close();
+}
+
+void Connection::on_connected() {
+    connecting_ = false;
+    timers_.cancel_all();  // the connect timeout
+    // Which toxics this connection gets: one draw per toxic, so that a toxic on
+    // "both" directions applies to both or to neither.
+    std::map<std::pair<TcpEnd::Kind, Duration>, unsigned> ends;
+    for (const ToxicSpec& spec : relay_.route().toxics) {
+        if (spec.toxicity < 1.0 &&
+            !(std::uniform_real_distribution<double>(0, 1)(rng_) < spec.toxicity))
+            continue;
+        for (Stream* s : {&up_, &down_}) {
+            const Direction d = s == &up_ ? Direction::up : Direction::down;
+            if (spec.direction != Direction::both && spec.direction != d) continue;
+            s->toxics.push_back(make_tcp_toxic(spec, rng_));
+            if (const auto end = s->toxics.back()->end())
+                ends[{end->kind, end->after}] |= 1u << s->to;
+        }
+    }
+    for (const auto& [when, sides] : ends) {
+        if (when.first == TcpEnd::Kind::close)
+            timers_.after(when.second, [this] { close(); });
+        else
+            timers_.after(when.second, [this, s = sides] { reset(s); });
+    }
+    sync_all();
+}
+
+void Connection::on_event(int side, std::uint32_t ready) {
+    if (closed_) return;
+    if (connecting_) {
+        try {
+            sockets_[kUpstream].finish_connect(relay_.route().upstream);
+        } catch (const Error& e) {
+            refuse(e.what());
+            return;
+        }
+        on_connected();
+        return;
+    }
+    if ((ready & events::error) != 0 && sockets_[side].get_option<int>(SOL_SOCKET, SO_ERROR) != 0) {
+        failed(side);
+        return;
+    }
+    Stream& out = writing_to(side);
+    if (!out.out.empty() && (ready & (events::writable | events::hangup)) != 0) {
+        flush(out);
+        if (closed_) return;
+    }
+    Stream& in = reading_from(side);
+    if (in.reading && !in.paused && (ready & (events::readable | events::hangup)) != 0) {
+        read(in);
+        if (closed_) return;
+    }
+    sync_all();
+}
+
+void Connection::read(Stream& s) {
+    Socket& src = sockets_[s.from];
+    if (s.toxics.empty()) {
+        IoResult n;
+        try {
+            n = s.out.read_from(src.fd());
+        } catch (const Error&) {
+            failed(s.from);
+            return;
+        }
+        if (!n) return;
+        if (*n == 0) {
+            s.reading = false;
+            s.eof_due = true;
+        }
+        flush(s);
+        return;
+    }
+    IoResult n;
+    try {
+        n = src.recv(relay_.scratch(), kReadChunk);
+    } catch (const Error&) {
+        failed(s.from);
+        return;
+    }
+    if (!n) return;
+    std::vector<Piece> pieces;
+    if (*n == 0) {
+        s.reading = false;
+        pieces.push_back({Piece::Kind::eof, {}, Clock::now()});
+    } else {
+        pieces.push_back({Piece::Kind::data, std::string(relay_.scratch(), *n), Clock::now()});
+    }
+    for (const auto& toxic : s.toxics)
+        toxic->apply(pieces);
+    for (Piece& p : pieces) {
+        s.scheduled_bytes += p.bytes.size();
+        s.scheduled.push_back(std::move(p));
+    }
+    deliver(s);
+}
+
+void Connection::deliver(Stream& s) {
+    const auto now = Clock::now();
+    while (!s.scheduled.empty() && s.scheduled.front().at <= now) {
+        Piece& p = s.scheduled.front();
+        if (p.kind == Piece::Kind::data) {
+            s.out.append(p.bytes);
+            s.scheduled_bytes -= p.bytes.size();
+        } else if (p.kind == Piece::Kind::eof) {
+            s.eof_due = true;
+        } else {
+            s.close_due = true;
+        }
+        s.scheduled.pop_front();
+    }
+    if (!s.scheduled.empty() && s.timer == 0) {
+        s.timer = timers_.after(s.scheduled.front().at - now, [this, &s] {
+            s.timer = 0;
+            deliver(s);
+            if (!closed_) sync_all();
+        });
+    }
+    flush(s);
+}
+
+void Connection::flush(Stream& s) {
+    const int dst = sockets_[s.to].fd();
+    std::uint64_t& sent = s.to == kUpstream ? relay_.stats().bytes_up : relay_.stats().bytes_down;
+    while (!s.out.empty()) {
+        IoResult n;
+        try {
+            n = s.out.write_to(dst);
+        } catch (const Error&) {
+            failed(s.to);
+            return;
+        }
+        if (!n) break;
+        sent += *n;
+    }
+    if (!s.out.empty()) return;
+    if (s.close_due) {
+        close();
+        return;
+    }
+    if (s.eof_due && !s.done) {
+        s.done = true;
+        s.out.release();
+        // The half-close passes through: the receiver sees end of stream and may
+        // still answer. ENOTCONN (it is gone already) shows up on the other stream.
+        ::shutdown(dst, SHUT_WR);
+        if (up_.done && down_.done) close();
+    }
+}
+
+void Connection::sync(int side) {
+    Socket& sock = sockets_[side];
+    if (closed_ || !sock) return;
+    std::uint32_t interest = 0;
+    if (connecting_) {
+        if (side == kUpstream) interest = events::writable;
+    } else {
+        Stream& in = reading_from(side);
+        const std::size_t high = relay_.settings().high_water;
+        if (!in.paused && in.backlog() >= high) in.paused = true;
+        if (in.paused && in.backlog() <= high / 2) in.paused = false;
+        if (in.reading && !in.paused) interest |= events::readable;
+        if (!writing_to(side).out.empty()) interest |= events::writable;
+    }
+    EventLoop& loop = relay_.loop();
+    // Unwatched rather than watched for nothing: a hung-up socket would
+    // otherwise be reported ready again and again (epoll reports EPOLLHUP and
+    // EPOLLERR whatever the interest).
+    if (interest == 0) {
+        loop.unwatch(sock.fd());
+    } else if (loop.watching(sock.fd())) {
+        loop.modify(sock.fd(), interest);
+    } else {
+        loop.watch(sock.fd(), interest,
+                   [this, side](std::uint32_t ready) { on_event(side, ready); });
+    }
+}
+
+void Connection::close() {
+    if (closed_) return;
+    closed_ = true;
+    timers_.cancel_all();
+    unwatch_all();
+    for (Socket& s : sockets_)
+        s.close();
+    --relay_.stats().active;
+    relay_.retire(id_);
+}
+
+void Connection::reset(unsigned sides) {
+    // SO_LINGER with a zero timeout makes close() send RST instead of FIN (socket(7)).
+    const linger abort{1, 0};
+    for (int side : {kClient, kUpstream}) {
+        if ((sides & (1u << side)) == 0 || !sockets_[side]) continue;
+        ::setsockopt(sockets_[side].fd(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    }
+    close();
+}
+
+// ---- TcpRelay ---------------------------------------------------------------------------
+
+TcpRelay::TcpRelay(EventLoop& loop, const Route& route, const Settings& settings,
+                   std::uint64_t seed)
+    : RouteRelay(loop, route, settings, seed, SOCK_STREAM, kReadChunk) {
+    spare_.reset(::eventfd(0, EFD_CLOEXEC));
+    loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
+}
+
+TcpRelay::~TcpRelay() {
+    if (accept_pause_ != 0) loop_.cancel_timer(accept_pause_);
+    loop_.unwatch(listener_.fd());
+    connections_.clear();
+    retired_.clear();
+}
+
+void TcpRelay::on_accept() {
+    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+        std::optional<Accepted> accepted;
+        try {
+            accepted = listener_.accept(SOCK_NONBLOCK);
+        } catch (const Error& e) {
+            const int err = e.code().value();
+            if (e.code().category() == std::system_category() && (err == EMFILE || err == ENFILE)) {
+                shed_one();
+                return;
+            }
+            // A connection reset while it waited in the backlog, and the like:
+            // that one is gone, the next may be fine.
+            if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+            warn(e.what());
+            return;
+        }
+        if (!accepted) return;
+        const std::uint64_t id = next_id_++;
+        auto& conn = connections_[id];
+        conn = std::make_unique<Connection>(*this, id, std::move(accepted->socket),
+                                            std::move(accepted->peer));
+        conn->start();
+    }
+}
+
+void TcpRelay::shed_one() {
+    // Out of descriptors: give up the spare one, accept the waiting
+    // connection and close it at once, and take the spare back, so that the
+    // client hears "closed" instead of waiting and the loop does not spin on a
+    // listener that stays readable (muduo's Acceptor, libuv's uv__emfile_trick).
+    spare_.reset();
+    const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) Fd{fd}.reset();
+    spare_.reset(::eventfd(0, EFD_CLOEXEC));
+    warn("out of file descriptors: closed a new connection at once");
+    if (!spare_) {
+        // No spare to give up next time: stop accepting for a moment instead of spinning.
+        loop_.unwatch(listener_.fd());
+        accept_pause_ = loop_.add_timer(std::chrono::milliseconds(100), [this] {
+            accept_pause_ = 0;
+            spare_.reset(::eventfd(0, EFD_CLOEXEC));
+            loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
+        });
+    }
+}
+
+void TcpRelay::retire(std::uint64_t id) {
+    const auto it = connections_.find(id);
+    if (it == connections_.end()) return;
+    // The connection may be running one of its own handlers right now: keep it
+    // alive until the loop is back in its own code.
+    if (retired_.empty()) loop_.post([this] { retired_.clear(); });
+    retired_.push_back(std::move(it->second));
+    connections_.erase(it);
+}
+
+}  // namespace
+
+std::unique_ptr<RouteRelay> start_tcp_relay(EventLoop& loop, const Route& route,
+                                            const Settings& settings, std::uint64_t seed) {
+    return std::make_unique<TcpRelay>(loop, route, settings, seed);
+}
+
+}  // namespace ferry::cli::proxy

@@ -1,0 +1,265 @@
+// `ferry proxy -u`'s engine: one listening socket per route; each client address gets its
+// own flow with a connected upstream socket (so the upstream's replies come back to it, and
+// only from the upstream), and each direction of a flow passes its datagrams through a
+// chain of UDP toxics. One datagram in, one send out: boundaries are never changed.
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <string>
+#include <unordered_map>
+
+#include "ferry/create.hpp"
+#include "ferry/error.hpp"
+#include "proxy/proxy.hpp"
+
+namespace ferry::cli::proxy {
+namespace {
+
+constexpr int kDatagramsPerWakeup = 64;
+constexpr std::size_t kMaxDatagram = 65536;  // above the largest UDP payload (65527 on IPv6)
+
+bool refused(const Error& e) {
+    return e.code() == std::error_code(ECONNREFUSED, std::system_category());
+}
+
+/// A direction's toxics in order; each draws its toxicity per datagram, and
+/// one it skips goes on to the next untouched.
+class Chain {
+  public:
+    Chain(Rng& rng, std::function<void(std::string)> sink) : rng_(rng), sink_(std::move(sink)) {}
+    Chain(const Chain&) = delete;
+    Chain& operator=(const Chain&) = delete;
+
+    void add(std::unique_ptr<UdpToxic> toxic, double toxicity) {
+        const std::size_t next = stages_.size() + 1;
+        stages_.push_back({std::move(toxic), toxicity,
+                           [this, next](std::string d) { forward(next, std::move(d)); }});
+    }
+    void push(std::string datagram) { forward(0, std::move(datagram)); }
+
+  private:
+    struct Stage {
+        std::unique_ptr<UdpToxic> toxic;
+        double toxicity;
+        UdpToxic::Emit emit;
+    };
+
+    void forward(std::size_t i, std::string datagram) {
+        if (i == stages_.size()) {
+            sink_(std::move(datagram));
+            return;
+        }
+        const Stage& stage = stages_[i];
+        if (stage.toxicity < 1.0 &&
+            !(std::uniform_real_distribution<double>(0, 1)(rng_) < stage.toxicity)) {
+            forward(i + 1, std::move(datagram));
+            return;
+        }
+        stage.toxic->push(std::move(datagram), stage.emit);
+    }
+
+    Rng& rng_;
+    std::function<void(std::string)> sink_;
+    std::vector<Stage> stages_;
+};
+
+class UdpRelay;
+
+/// One client address: its upstream socket and the toxics of both directions.
+class Flow {
+  public:
+    Flow(UdpRelay& relay, Address client, std::uint64_t seed);
+    ~Flow();
+    Flow(const Flow&) = delete;
+    Flow& operator=(const Flow&) = delete;
+
+    void from_client(std::string datagram) {
+        last_active_ = Clock::now();
+        up_.push(std::move(datagram));
+    }
+    [[nodiscard]] Clock::time_point last_active() const { return last_active_; }
+
+  private:
+    void on_readable();
+    void send_up(std::string datagram);
+    void send_down(std::string datagram);
+    void note_refused();
+
+    UdpRelay& relay_;
+    Address client_;
+    Socket upstream_;
+    Rng rng_;
+    Timers timers_;  // before the chains: their toxics cancel timers as they go
+    Chain up_;
+    Chain down_;
+    Clock::time_point last_active_ = Clock::now();
+    bool warned_ = false;
+};
+
+class UdpRelay final : public RouteRelay {
+  public:
+    UdpRelay(EventLoop& loop, const Route& route, const Settings& settings, std::uint64_t seed);
+    ~UdpRelay() override;
+
+  private:
+    void on_readable();
+    void sweep();
+
+    std::unordered_map<std::string, std::unique_ptr<Flow>> flows_;  // by raw client sockaddr
+    EventLoop::TimerId sweeper_ = 0;
+};
+
+// ---- Flow -------------------------------------------------------------------------------
+
+Flow::Flow(UdpRelay& relay, Address client, std::uint64_t seed)
+    : relay_(relay),
+      client_(std::move(client)),
+      upstream_(relay.route().upstream.family(), SOCK_DGRAM | SOCK_NONBLOCK),
+      rng_(seed),
+      timers_(relay.loop()),
+      up_(rng_, [this](std::string d) { send_up(std::move(d)); }),
+      down_(rng_, [this](std::string d) { send_down(std::move(d)); }) {
+    // Connected: the kernel fills in the route once, filters out datagrams
+    // from anyone but the upstream, and reports its ICMP "port unreachable".
+    upstream_.connect(relay.route().upstream);
+    UdpEffects& effects = relay.stats().effects;
+    for (const ToxicSpec& spec : relay.route().toxics) {
+        if (spec.direction != Direction::down)
+            up_.add(make_udp_toxic(spec, rng_, timers_, effects), spec.toxicity);
+        if (spec.direction != Direction::up)
+            down_.add(make_udp_toxic(spec, rng_, timers_, effects), spec.toxicity);
+    }
+    relay.loop().watch(upstream_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
+    ++relay.stats().connections;
+    ++relay.stats().active;
+}
+
+Flow::~Flow() {
+    relay_.loop().unwatch(upstream_.fd());
+    --relay_.stats().active;
+}
+
+void Flow::on_readable() {
+    for (int i = 0; i < kDatagramsPerWakeup; ++i) {
+        IoResult n;
+        try {
+            n = upstream_.recv(relay_.scratch(), kMaxDatagram);
+        } catch (const Error& e) {
+            if (refused(e)) {
+                note_refused();
+                continue;
+            }
+            relay_.warn(fmt::format("from the upstream for {}: {}", client_.to_string(), e.what()));
+            return;
+        }
+        if (!n) return;
+        ++relay_.stats().datagrams_down;
+        last_active_ = Clock::now();
+        down_.push(std::string(relay_.scratch(), *n));
+    }
+}
+
+void Flow::send_up(std::string datagram) {
+    try {
+        if (const IoResult n = upstream_.send(datagram)) {
+            relay_.stats().bytes_up += *n;
+            return;
+        }
+    } catch (const Error& e) {
+        if (refused(e)) {
+            note_refused();
+        } else if (!warned_) {
+            warned_ = true;
+            relay_.warn(fmt::format("to the upstream for {}: {}", client_.to_string(), e.what()));
+        }
+    }
+    ++relay_.stats().effects.dropped;  // the socket's queue is full, or the send failed
+}
+
+void Flow::send_down(std::string datagram) {
+    try {
+        if (const IoResult n = relay_.listener().sendto(datagram, client_)) {
+            relay_.stats().bytes_down += *n;
+            return;
+        }
+    } catch (const Error& e) {
+        if (!warned_) {
+            warned_ = true;
+            relay_.warn(fmt::format("to {}: {}", client_.to_string(), e.what()));
+        }
+    }
+    ++relay_.stats().effects.dropped;
+}
+
+void Flow::note_refused() {
+    ++relay_.stats().refused;
+    if (warned_) return;
+    warned_ = true;
+    relay_.warn(fmt::format(
+        "the upstream refused datagrams from {} (ICMP port unreachable: nothing listening there?)",
+        client_.to_string()));
+}
+
+// ---- UdpRelay ---------------------------------------------------------------------------
+
+UdpRelay::UdpRelay(EventLoop& loop, const Route& route, const Settings& settings,
+                   std::uint64_t seed)
+    : RouteRelay(loop, route, settings, seed, SOCK_DGRAM, kMaxDatagram) {
+    loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
+    const Duration period = std::clamp<Duration>(
+        settings_.udp_idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+    sweeper_ = loop_.add_timer(
+        period, [this] { sweep(); }, period);
+}
+
+UdpRelay::~UdpRelay() {
+    loop_.cancel_timer(sweeper_);
+    loop_.unwatch(listener_.fd());
+    flows_.clear();
+}
+
+void UdpRelay::on_readable() {
+    for (int i = 0; i < kDatagramsPerWakeup; ++i) {
+        std::optional<Received> got;
+        try {
+            got = listener_.recvfrom(scratch_.data(), scratch_.size());
+        } catch (const Error& e) {
+            warn(e.what());
+            return;
+        }
+        if (!got) return;
+        ++counters_.datagrams_up;
+        const std::string key(reinterpret_cast<const char*>(got->from.data()), got->from.size());
+        auto it = flows_.find(key);
+        if (it == flows_.end()) {
+            try {
+                it = flows_.emplace(key, std::make_unique<Flow>(*this, got->from, rng_())).first;
+            } catch (const Error& e) {
+                warn(
+                    fmt::format("a datagram from {} dropped: {}", got->from.to_string(), e.what()));
+                ++counters_.effects.dropped;
+                continue;
+            }
+        }
+        it->second->from_client(std::string(scratch_.data(), got->size));
+    }
+}
+
+void UdpRelay::sweep() {
+    const auto now = Clock::now();
+    for (auto it = flows_.begin(); it != flows_.end();) {
+        if (now - it->second->last_active() >= settings_.udp_idle)
+            it = flows_.erase(it);
+        else
+            ++it;
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<RouteRelay> start_udp_relay(EventLoop& loop, const Route& route,
+                                            const Settings& settings, std::uint64_t seed) {
+    return std::make_unique<UdpRelay>(loop, route, settings, seed);
+}
+
+}  // namespace ferry::cli::proxy
