@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "ferry/socket.hpp"
 #include "bench/histogram.hpp"
+#include "ferry/socket.hpp"
 
 namespace ferry::cli {
 

@@ -1,5 +1,5 @@
 // ferry chaos [NAME]: deliberately misbehaving TCP and UDP servers for testing clients, all on
-// one event loop (the servers themselves are in chaos_servers.hpp).
+// one event loop (the servers themselves are the testkit's, ferry/testkit/chaos.hpp).
 #include <csignal>
 #include <memory>
 #include <optional>
@@ -7,13 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "chaos/chaos_servers.hpp"
 #include "common/command.hpp"
+#include "common/output.hpp"
 #include "ferry/create.hpp"
 #include "ferry/event_loop.hpp"
-#include "common/output.hpp"
+#include "ferry/testkit/chaos.hpp"
 
 namespace ferry::cli {
+namespace chaos = testkit::chaos;
 namespace {
 
 struct ChaosOptions {
@@ -36,6 +37,7 @@ chaos::Settings settings(const ChaosOptions& o) {
     s.max_conns = o.max_conns;
     s.seed =
         o.seed ? *o.seed : (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+    s.on_warning = [](std::string_view text) { fmt::print(stderr, "ferry chaos: {}\n", text); };
     return s;
 }
 

@@ -6,10 +6,10 @@
 #include <memory>
 
 #include "common/command.hpp"
-#include "ferry/create.hpp"
-#include "ferry/error.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
+#include "ferry/create.hpp"
+#include "ferry/error.hpp"
 
 namespace ferry::cli {
 namespace {

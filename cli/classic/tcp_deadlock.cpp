@@ -7,11 +7,11 @@
 #include <optional>
 
 #include "common/command.hpp"
-#include "ferry/create.hpp"
-#include "ferry/error.hpp"
 #include "common/output.hpp"
 #include "common/progress.hpp"
 #include "common/stop_signals.hpp"
+#include "ferry/create.hpp"
+#include "ferry/error.hpp"
 
 namespace ferry::cli {
 namespace {

@@ -2,9 +2,9 @@
 #include <memory>
 
 #include "common/command.hpp"
-#include "ferry/create.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
+#include "ferry/create.hpp"
 
 namespace ferry::cli {
 namespace {

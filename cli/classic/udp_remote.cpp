@@ -5,11 +5,11 @@
 #include <random>
 
 #include "common/command.hpp"
+#include "common/output.hpp"
+#include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
 #include "ferry/reliable_udp.hpp"
-#include "common/output.hpp"
-#include "common/stop_signals.hpp"
 
 namespace ferry::cli {
 namespace {

@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "common/command.hpp"
-#include "ferry/error.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
+#include "ferry/error.hpp"
 
 namespace ferry::cli {
 

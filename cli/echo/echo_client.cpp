@@ -3,13 +3,13 @@
 #include <random>
 
 #include "common/command.hpp"
+#include "common/output.hpp"
 #include "echo/echo.hpp"
 #include "ferry/byte_order.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
 #include "ferry/framing.hpp"
 #include "ferry/reliable_udp.hpp"
-#include "common/output.hpp"
 
 namespace ferry::cli {
 namespace {

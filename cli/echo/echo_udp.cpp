@@ -2,12 +2,12 @@
 // event loop.
 #include <memory>
 
+#include "common/output.hpp"
+#include "common/stop_signals.hpp"
 #include "echo/echo.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
 #include "ferry/event_loop.hpp"
-#include "common/output.hpp"
-#include "common/stop_signals.hpp"
 
 namespace ferry::cli {
 namespace {

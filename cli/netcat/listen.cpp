@@ -15,10 +15,10 @@
 #include <fmt/core.h>
 
 #include "common/command.hpp"
+#include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
 #include "netcat/relay.hpp"
-#include "common/stop_signals.hpp"
 
 namespace ferry::cli {
 namespace {

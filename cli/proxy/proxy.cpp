@@ -1,34 +1,37 @@
 // ferry proxy LISTEN UPSTREAM: a TCP or UDP relay that injects faults (Toxiproxy's toxics,
 // plus loss, duplication, reordering and corruption for UDP), several routes on one event
-// loop. This file is the command: options, checking every route and toxic before any socket
-// is opened, the status line, the counters at exit. The engines are proxy_tcp.cpp and
-// proxy_udp.cpp; the toxics proxy_toxics.cpp.
+// loop, optionally driven at run time through Toxiproxy's HTTP API (--api). This file is the
+// command: options, checking every route and toxic before any socket is opened, the status
+// line, the counters at exit. The engine is the testkit's FaultProxy; the API is api.cpp.
 #include <fmt/core.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include <csignal>
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <random>
 #include <sstream>
 
 #include "common/command.hpp"
+#include "common/output.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
 #include "ferry/event_loop.hpp"
-#include "common/output.hpp"
-#include "proxy/proxy.hpp"
+#include "ferry/testkit/fault_proxy.hpp"
+#include "proxy/api.hpp"
+#include "proxy/toxiproxy_json.hpp"
 
 namespace ferry::cli {
 namespace {
 
-using proxy::Protocol;
-using proxy::Route;
-using proxy::ToxicError;
-using proxy::ToxicSpec;
+using testkit::Protocol;
+using testkit::ProxyConfig;
+using testkit::Toxic;
+using testkit::ToxicError;
+
+constexpr const char* kDefaultApi = "127.0.0.1:8474";
+/// /version answers Toxiproxy's API level, with ferry's own version as semver build metadata.
+constexpr const char* kToxiproxyApiVersion = "2.12.0";
 
 struct ProxyOptions {
     std::string listen;
@@ -41,8 +44,10 @@ struct ProxyOptions {
     double udp_idle = 60;
     double connect_timeout = 10;
     bool json = false;
-    // Filled in by check(): every route resolved, every toxic parsed.
-    std::vector<Route> checked;
+    std::optional<std::string> api;  // set and empty: --api alone
+    // Filled in by check(): every route and toxic checked, the API address resolved.
+    std::vector<proxy::ProxyEntry> checked;
+    std::optional<Address> api_address;
 };
 
 /// A bad route or toxic: main prints it as one line and exits 2.
@@ -50,149 +55,135 @@ struct ProxyOptions {
     throw CLI::ValidationError(text);
 }
 
-/// Splits HOST:PORT or [V6]:PORT. An empty host (":8000") is every IPv4 interface.
-std::pair<std::string, std::string> split_endpoint(const std::string& text) {
-    if (!text.empty() && text.front() == '[') {
-        const std::size_t close = text.find(']');
-        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            usage(fmt::format("'{}' is not [IPV6]:PORT", text));
-        return {text.substr(1, close - 1), text.substr(close + 2)};
-    }
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string::npos) usage(fmt::format("'{}' is not HOST:PORT", text));
-    std::string host = text.substr(0, colon);
-    if (host.find(':') != std::string::npos)
-        usage(fmt::format("'{}': write an IPv6 address in brackets, [{}]:PORT", text, host));
-    return {std::move(host), text.substr(colon + 1)};
-}
-
-/// Checks a route's two ends: the ports parse, the hosts resolve.
-Route make_route(const std::string& listen, const std::string& upstream, Protocol protocol) {
-    Route route;
-    route.protocol = protocol;
-    const int socktype = protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM;
-    const char* proto = protocol == Protocol::tcp ? "tcp" : "udp";
-    auto [lhost, lport] = split_endpoint(listen);
-    auto [uhost, uport] = split_endpoint(upstream);
+/// Checks a route's two ends before any socket exists: they parse, the ports
+/// are ports, the hosts resolve.
+ProxyConfig make_route(std::string name, const std::string& listen, const std::string& upstream,
+                       Protocol protocol) {
     try {
-        parse_port(lport, proto);
-        ResolveHints passive;
-        passive.socktype = socktype;
-        passive.passive = true;
-        if (lhost.empty()) passive.family = AF_INET;
-        resolve(lhost, lport, passive);
-    } catch (const Error& e) {
+        testkit::resolve_endpoint(listen, protocol, true);
+    } catch (const std::exception& e) {
         usage(fmt::format("listen address '{}': {}", listen, e.what()));
     }
-    if (uhost.empty()) usage(fmt::format("upstream '{}' needs a host", upstream));
     try {
-        if (parse_port(uport, proto) == 0) usage(fmt::format("upstream '{}': port 0", upstream));
-        ResolveHints hints;
-        hints.socktype = socktype;
-        route.upstream = resolve(uhost, uport, hints).front().address;
-    } catch (const Error& e) {
+        testkit::resolve_endpoint(upstream, protocol, false);
+    } catch (const std::exception& e) {
         usage(fmt::format("upstream '{}': {}", upstream, e.what()));
     }
-    route.listen_host = std::move(lhost);
-    route.listen_port = std::move(lport);
-    return route;
+    ProxyConfig c;
+    c.name = std::move(name);
+    c.listen = listen;
+    c.upstream = upstream;
+    c.protocol = protocol;
+    return c;
 }
 
-void add_toxic(Route& route, ToxicSpec spec, const std::string& where) {
-    if (!spec.applies_to(route.protocol)) {
-        usage(fmt::format("{}: '{}' is a {} toxic, and this route is {}{}", where, spec.type,
-                          spec.tcp ? "TCP" : "UDP", proxy::protocol_name(route.protocol),
-                          route.protocol == Protocol::tcp ? " (-u makes routes UDP)" : ""));
+void add_toxic(proxy::ProxyEntry& route, Toxic toxic, const std::string& where) {
+    const Protocol protocol = route.config.protocol;
+    if (!toxic.applies_to(protocol)) {
+        usage(fmt::format("{}: '{}' is a {} toxic, and this route is {}{}", where, toxic.type,
+                          toxic.tcp ? "TCP" : "UDP", testkit::protocol_name(protocol),
+                          protocol == Protocol::tcp ? " (-u makes routes UDP)" : ""));
     }
-    route.toxics.push_back(std::move(spec));
+    // The same toxic twice on a route (two --toxic latency:down): the names must differ.
+    const std::string base = toxic.name;
+    for (int n = 2;; ++n) {
+        const bool taken = std::any_of(route.toxics.begin(), route.toxics.end(),
+                                       [&](const Toxic& t) { return t.name == toxic.name; });
+        if (!taken) break;
+        toxic.name = fmt::format("{}_{}", base, n);
+    }
+    route.toxics.push_back(std::move(toxic));
 }
 
-std::vector<Route> routes_from_config(const std::string& path, bool udp) {
+std::string read_file(const std::string& path) {
     std::ifstream in(path);
-    if (!in) usage(fmt::format("--config {}: cannot be read", path));
-    nlohmann::json doc;
+    std::ostringstream text;
+    if (in) text << in.rdbuf();
+    if (!in || in.bad()) usage(fmt::format("--config {}: cannot be read", path));
+    return text.str();
+}
+
+/// Toxiproxy's config file (a list of {name, listen, upstream, enabled}) and
+/// ferry's (entries may also have protocol and toxics, and no name).
+std::vector<proxy::ProxyEntry> routes_from_config(const std::string& path, bool udp,
+                                                  std::size_t first_number) {
+    proxy::Json doc;
     try {
-        doc = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
+        doc = proxy::parse_body(read_file(path));
+    } catch (const proxy::ApiError& e) {
         usage(fmt::format("--config {}: {}", path, e.what()));
     }
     if (doc.is_object() && doc.size() == 1 && doc.contains("routes")) doc = doc["routes"];
     if (!doc.is_array())
-        usage(
-            fmt::format("--config {}: expected a list of routes, [{{\"listen\": ..., "
-                        "\"upstream\": ..., \"toxics\": [...]}}]",
-                        path));
-    std::vector<Route> routes;
+        usage(fmt::format(
+            "--config {}: expected a list of proxies, [{{\"name\": ..., \"listen\": ..., "
+            "\"upstream\": ...}}]",
+            path));
+    std::vector<proxy::ProxyEntry> routes;
     for (std::size_t i = 0; i < doc.size(); ++i) {
-        const nlohmann::json& r = doc[i];
         const std::string where = fmt::format("--config {}: route {}", path, i + 1);
-        if (!r.is_object()) usage(where + ": expected an object");
-        std::string listen, upstream;
-        Protocol protocol = udp ? Protocol::udp : Protocol::tcp;
-        const nlohmann::json* toxics = nullptr;
-        for (const auto& [key, value] : r.items()) {
-            if (key == "listen" && value.is_string()) {
-                listen = value.get<std::string>();
-            } else if (key == "upstream" && value.is_string()) {
-                upstream = value.get<std::string>();
-            } else if (key == "protocol" && value.is_string() &&
-                       (value == "tcp" || value == "udp")) {
-                protocol = value == "tcp" ? Protocol::tcp : Protocol::udp;
-            } else if (key == "toxics" && value.is_array()) {
-                toxics = &value;
-            } else if (key == "listen" || key == "upstream" || key == "protocol" ||
-                       key == "toxics") {
-                usage(fmt::format("{}: bad value for \"{}\"", where, key));
-            } else {
-                usage(
-                    fmt::format("{}: unknown field \"{}\" (fields: listen, upstream, protocol, "
-                                "toxics)",
-                                where, key));
-            }
+        proxy::Json entry = doc[i];
+        if (udp && entry.is_object() && !entry.contains("protocol")) entry["protocol"] = "udp";
+        proxy::ProxyEntry parsed;
+        try {
+            parsed = proxy::proxy_entry_from_json(entry, "", {},
+                                                  fmt::format("route{}", first_number + i));
+        } catch (const std::exception& e) {
+            usage(fmt::format("{}, {}", where, e.what()));
         }
-        if (listen.empty() || upstream.empty())
-            usage(where + ": needs \"listen\" and \"upstream\"");
-        Route route = make_route(listen, upstream, protocol);
-        if (toxics) {
-            for (std::size_t t = 0; t < toxics->size(); ++t) {
-                const std::string at = fmt::format("{}, toxic {}", where, t + 1);
-                try {
-                    add_toxic(route, proxy::toxic_from_json((*toxics)[t]), at);
-                } catch (const ToxicError& e) {
-                    usage(fmt::format("{}: {}", at, e.what()));
-                }
-            }
-        }
+        proxy::ProxyEntry route;
+        route.config = make_route(
+            parsed.config.name, parsed.config.listen.empty() ? "127.0.0.1:0" : parsed.config.listen,
+            parsed.config.upstream, parsed.config.protocol);
+        route.config.enabled = parsed.config.enabled;
+        for (std::size_t t = 0; t < parsed.toxics.size(); ++t)
+            add_toxic(route, parsed.toxics[t], fmt::format("{}, toxic {}", where, t + 1));
         routes.push_back(std::move(route));
     }
     return routes;
 }
 
+/// `[HOST:]PORT` for --api; a bare port is on 127.0.0.1.
+Address api_address(const std::string& text) {
+    std::string spec = text.empty() ? kDefaultApi : text;
+    if (spec.find(':') == std::string::npos) spec = "127.0.0.1:" + spec;
+    try {
+        return testkit::resolve_endpoint(spec, Protocol::tcp, true);
+    } catch (const std::exception& e) {
+        usage(fmt::format("--api '{}': {}", text, e.what()));
+    }
+}
+
 /// Everything a user can get wrong, found before a socket is opened.
 void check(ProxyOptions& o) {
     const Protocol protocol = o.udp ? Protocol::udp : Protocol::tcp;
-    std::vector<Route> routes;
+    std::vector<proxy::ProxyEntry> routes;
+    auto next_name = [&routes] { return fmt::format("route{}", routes.size() + 1); };
     if (o.listen.empty() != o.upstream.empty())
         usage("give both LISTEN and UPSTREAM (or use --route LISTEN=UPSTREAM)");
-    if (!o.listen.empty()) routes.push_back(make_route(o.listen, o.upstream, protocol));
+    if (!o.listen.empty())
+        routes.push_back({make_route(next_name(), o.listen, o.upstream, protocol), {}});
     for (const std::string& r : o.routes) {
         const std::size_t eq = r.find('=');
         if (eq == std::string::npos) usage(fmt::format("--route '{}' is not LISTEN=UPSTREAM", r));
-        routes.push_back(make_route(r.substr(0, eq), r.substr(eq + 1), protocol));
+        routes.push_back(
+            {make_route(next_name(), r.substr(0, eq), r.substr(eq + 1), protocol), {}});
     }
     if (!o.config.empty())
-        for (Route& r : routes_from_config(o.config, o.udp))
+        for (proxy::ProxyEntry& r : routes_from_config(o.config, o.udp, routes.size() + 1))
             routes.push_back(std::move(r));
-    if (routes.empty()) usage("nothing to relay: give LISTEN UPSTREAM, --route or --config");
+    if (o.api) o.api_address = api_address(*o.api);
+    if (routes.empty() && !o.api)
+        usage("nothing to relay: give LISTEN UPSTREAM, --route, --config or --api");
     for (const std::string& text : o.toxics) {
-        ToxicSpec spec;
+        Toxic toxic;
         try {
-            spec = proxy::parse_toxic(text);
+            toxic = testkit::parse_toxic(text);
         } catch (const ToxicError& e) {
             usage(fmt::format("--toxic '{}': {}", text, e.what()));
         }
-        for (Route& route : routes)
-            add_toxic(route, spec, fmt::format("--toxic '{}'", text));
+        for (proxy::ProxyEntry& route : routes)
+            add_toxic(route, toxic, fmt::format("--toxic '{}'", text));
     }
     o.checked = std::move(routes);
 }
@@ -204,11 +195,11 @@ std::string amount(std::uint64_t bytes) {
     return fmt::format("{:.1f} GB", double(bytes) / 1e9);
 }
 
-std::string status_of(const proxy::RouteRelay& relay, Protocol protocol) {
-    const proxy::Counters& c = relay.counters();
+std::string status_of(const testkit::ProxyState& p) {
+    const testkit::Counters& c = p.counters;
     const std::string where =
-        fmt::format("{} {}", proxy::protocol_name(protocol), relay.local_address().to_string());
-    if (protocol == Protocol::tcp)
+        fmt::format("{} {}", testkit::protocol_name(p.config.protocol), p.config.listen);
+    if (p.config.protocol == Protocol::tcp)
         return fmt::format("{}: {} connections ({} open, {} refused), {} up, {} down", where,
                            c.connections, c.active, c.refused, amount(c.bytes_up),
                            amount(c.bytes_down));
@@ -220,7 +211,7 @@ std::string status_of(const proxy::RouteRelay& relay, Protocol protocol) {
 }
 
 /// A route's counters as JSON; the totals sum these key by key.
-nlohmann::json counters_json(const proxy::Counters& c, Protocol protocol) {
+nlohmann::json counters_json(const testkit::Counters& c, Protocol protocol) {
     nlohmann::json j;
     if (protocol == Protocol::tcp) {
         j["connections"] = c.connections;
@@ -239,24 +230,66 @@ nlohmann::json counters_json(const proxy::Counters& c, Protocol protocol) {
     return j;
 }
 
+nlohmann::json report_json(const std::vector<testkit::ProxyState>& proxies) {
+    nlohmann::json report;
+    nlohmann::json total = nlohmann::json::object();
+    report["routes"] = nlohmann::json::array();
+    for (const testkit::ProxyState& p : proxies) {
+        nlohmann::json r = counters_json(p.counters, p.config.protocol);
+        for (const auto& [key, value] : r.items())
+            total[key] = total.value(key, std::uint64_t{0}) + value.get<std::uint64_t>();
+        r["name"] = p.config.name;
+        r["protocol"] = testkit::protocol_name(p.config.protocol);
+        r["listen"] = p.config.listen;
+        r["upstream"] = p.config.upstream;
+        report["routes"].push_back(std::move(r));
+    }
+    report["total"] = std::move(total);
+    return report;
+}
+
 int run_proxy(const ProxyOptions& o) {
-    proxy::Settings settings;
-    settings.udp_idle = seconds(o.udp_idle);
-    settings.connect_timeout = seconds(o.connect_timeout);
+    testkit::FaultProxyOptions options;
+    options.udp_idle = seconds(o.udp_idle);
+    options.connect_timeout = seconds(o.connect_timeout);
+    options.seed = o.seed;
+    options.on_warning = [](std::string_view text) {
+        fmt::print(stderr, "ferry proxy: {}\n", text);
+    };
 
     EventLoop loop;
     loop.on_signal(SIGINT, [&loop] { loop.stop(); });
     loop.on_signal(SIGTERM, [&loop] { loop.stop(); });
-    proxy::Rng seeds(o.seed ? *o.seed : std::random_device{}());
+    testkit::FaultProxy faults(loop, options);
 
-    std::vector<std::unique_ptr<proxy::RouteRelay>> relays;
-    for (const Route& route : o.checked)
-        relays.push_back(route.protocol == Protocol::tcp
-                             ? proxy::start_tcp_relay(loop, route, settings, seeds())
-                             : proxy::start_udp_relay(loop, route, settings, seeds()));
-    for (std::size_t i = 0; i < relays.size(); ++i)
-        say("Listening at {} -> {}", relays[i]->local_address().to_string(),
-            o.checked[i].upstream.to_string());
+    std::vector<std::string> order;  // the command line's routes, reported in their order
+    for (const proxy::ProxyEntry& route : o.checked) {
+        const auto state = faults.create(route.config);
+        for (const Toxic& t : route.toxics)
+            faults.add_toxic(route.config.name, t);
+        order.push_back(route.config.name);
+        say("Listening at {} -> {}", state.config.listen, state.config.upstream);
+    }
+
+    std::unique_ptr<proxy::ApiServer> api;
+    if (o.api_address) {
+        api = std::make_unique<proxy::ApiServer>(
+            faults, *o.api_address,
+            fmt::format("{}+ferry.{}", kToxiproxyApiVersion, FERRY_VERSION));
+        api->start();
+        say("API listening at {}", api->address().to_string());
+    }
+
+    // The routes of the command line first, in order, then the API's by name.
+    auto every_proxy = [&] {
+        std::vector<testkit::ProxyState> all;
+        for (const std::string& name : order)
+            if (faults.contains(name)) all.push_back(faults.get(name));
+        for (testkit::ProxyState& p : faults.list())
+            if (std::find(order.begin(), order.end(), p.config.name) == order.end())
+                all.push_back(std::move(p));
+        return all;
+    };
 
     if (::isatty(STDOUT_FILENO) == 1) {
         const auto second = std::chrono::seconds(1);
@@ -264,31 +297,19 @@ int run_proxy(const ProxyOptions& o) {
             second,
             [&] {
                 std::string line;
-                for (std::size_t i = 0; i < relays.size(); ++i)
-                    line += (i ? "  |  " : "") + status_of(*relays[i], o.checked[i].protocol);
-                say("{}", line);
+                for (const testkit::ProxyState& p : every_proxy())
+                    line += (line.empty() ? "" : "  |  ") + status_of(p);
+                if (!line.empty()) say("{}", line);
             },
             second);
     }
 
     loop.run();
+    if (api) api->stop();
 
-    nlohmann::json report;
-    if (o.json) {
-        nlohmann::json total = nlohmann::json::object();
-        report["routes"] = nlohmann::json::array();
-        for (std::size_t i = 0; i < relays.size(); ++i) {
-            nlohmann::json r = counters_json(relays[i]->counters(), o.checked[i].protocol);
-            for (const auto& [key, value] : r.items())
-                total[key] = total.value(key, std::uint64_t{0}) + value.get<std::uint64_t>();
-            r["protocol"] = proxy::protocol_name(o.checked[i].protocol);
-            r["listen"] = relays[i]->local_address().to_string();
-            r["upstream"] = o.checked[i].upstream.to_string();
-            report["routes"].push_back(std::move(r));
-        }
-        report["total"] = std::move(total);
-    }
-    relays.clear();  // closes every connection and socket
+    const nlohmann::json report = o.json ? report_json(every_proxy()) : nlohmann::json();
+    for (const testkit::ProxyState& p : faults.list())
+        faults.remove(p.config.name);  // closes every connection and socket
     if (o.json) say("{}", report.dump());
     return 0;
 }
@@ -296,17 +317,28 @@ int run_proxy(const ProxyOptions& o) {
 const char* kDescription =
     "Relay TCP (or UDP with -u) from LISTEN to UPSTREAM, injecting faults: latency, bandwidth "
     "limits, slicing, resets, data limits, timeouts, slow closes; for UDP also loss (independent "
-    "or bursty), duplication, reordering and corruption. Several routes run in one process.";
+    "or bursty), duplication, reordering and corruption. Several routes run in one process. With "
+    "--api it is a drop-in Toxiproxy server: proxies and toxics created, changed and removed at "
+    "run time through Toxiproxy's HTTP API, by Toxiproxy's own clients.";
 
 std::string footer() {
-    return "TOXICS (--toxic TYPE:DIRECTION[:key=value,...], DIRECTION up = client->server, down = "
-           "server->client, or both; every toxic also takes toxicity=F, the fraction of TCP "
-           "connections or of UDP datagrams it applies to, default 1):\n" +
-           proxy::toxic_help() +
+    return "TOXICS (--toxic TYPE:DIRECTION[:key=value,...], DIRECTION up (upstream) = "
+           "client->server, down (downstream) = server->client, or both; every toxic also takes "
+           "toxicity=F, the fraction of TCP connections or of UDP datagrams it applies to, "
+           "default 1):\n" +
+           testkit::toxic_help() +
            "  loss takes either probability=P, or the Gilbert-Elliott burst model: p = chance "
            "good->bad,\n"
            "  r = chance bad->good (per datagram), good/bad = loss rate in each state; long-run "
            "loss (r*good + p*bad)/(p+r).\n"
+           "\nHTTP API (--api): Toxiproxy 2.x's endpoints, fields and status codes: GET/POST "
+           "/proxies, POST /populate,\n"
+           "  GET/POST/PATCH/DELETE /proxies/NAME, GET/POST /proxies/NAME/toxics,\n"
+           "  GET/POST/PATCH/DELETE /proxies/NAME/toxics/TOXIC, POST /reset, GET /version, GET "
+           "/metrics.\n"
+           "  A proxy with \"protocol\": \"udp\" relays UDP with the UDP toxics. Routes of the "
+           "command line are\n"
+           "  named route1, route2, ...; clients whose User-Agent is a browser's are refused.\n"
            "\nEXAMPLES\n"
            "  ferry proxy 127.0.0.1:8000 example.com:80 --toxic "
            "latency:down:latency=100,jitter=10\n"
@@ -316,7 +348,10 @@ std::string footer() {
            "  ferry proxy 127.0.0.1:8000 127.0.0.1:80 --toxic bandwidth:down:rate=100 --toxic "
            "reset_peer:both:timeout=5000,toxicity=0.2\n"
            "  ferry proxy --route 127.0.0.1:8001=127.0.0.1:81 --route [::1]:8002=[::1]:82 --json\n"
-           "  ferry proxy --config routes.json   (shape: see README, \"ferry proxy\")\n";
+           "  ferry proxy --config toxiproxy.json --api     (Toxiproxy's config file and API, "
+           "on 127.0.0.1:8474)\n"
+           "  curl -X POST -d '{\"name\":\"db\",\"listen\":\"127.0.0.1:0\",\"upstream\":"
+           "\"127.0.0.1:5432\"}' 127.0.0.1:8474/proxies\n";
 }
 
 }  // namespace
@@ -332,8 +367,11 @@ void add_proxy(CLI::App& app, Runner& run) {
                     "a fault on every route: TYPE:DIRECTION[:key=value,...] (repeatable; see "
                     "TOXICS below)");
     cmd->add_option("--config", o->config,
-                    "JSON file: a list of routes, each {\"listen\", \"upstream\", \"protocol\", "
-                    "\"toxics\"}");
+                    "JSON file: Toxiproxy's list of proxies [{\"name\", \"listen\", \"upstream\", "
+                    "\"enabled\"}]; ferry's entries may add \"protocol\" and \"toxics\"");
+    cmd->add_option("--api", o->api,
+                    "serve Toxiproxy's HTTP API at [HOST:]PORT (alone: 127.0.0.1:8474)")
+        ->expected(0, 1);
     cmd->add_option("--seed", o->seed, "seed every random choice (reproducible runs)");
     cmd->add_option("--udp-idle", o->udp_idle,
                     "seconds of silence after which a UDP client's flow is dropped")

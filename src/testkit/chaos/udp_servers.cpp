@@ -1,13 +1,15 @@
-// Internal to the ferry command: the UDP behaviours of `ferry chaos`. Each answers a datagram
+// The testkit's chaos servers: the UDP behaviours. Each answers a datagram
 // with an echo of it (so a client's request ID comes back) or with nothing, at the wrong time,
 // twice, or from the wrong port.
 #include <cerrno>
 #include <unordered_map>
 
-#include "chaos/chaos_servers.hpp"
-#include "ferry/error.hpp"
+#include <fmt/core.h>
 
-namespace ferry::cli::chaos::detail {
+#include "ferry/error.hpp"
+#include "ferry/testkit/chaos.hpp"
+
+namespace ferry::testkit::chaos::detail {
 namespace {
 
 constexpr int kReadsPerWakeup = 64;  // then the other servers get their turn
@@ -97,7 +99,7 @@ void UdpServer::on_readable() {
         try {
             got = socket_.recvfrom(buffer_.data(), buffer_.size());
         } catch (const Error& e) {
-            report("{}: {}", behaviour_.name, e.what());
+            warn(shared_, fmt::format("{}: {}", behaviour_.name, e.what()));
             return;
         }
         if (!got) return;
@@ -125,8 +127,8 @@ void UdpServer::answer(std::string_view data, const Address& from) {
         case UdpKind::late: {
             if (late_.size() >= kMaxLateEchoes) {
                 if (!reported_flood_)
-                    report("{}: more than {} echoes pending, dropping datagrams", behaviour_.name,
-                           kMaxLateEchoes);
+                    warn(shared_, fmt::format("{}: more than {} echoes pending, dropping datagrams",
+                                              behaviour_.name, kMaxLateEchoes));
                 reported_flood_ = true;
                 return;
             }
@@ -152,7 +154,7 @@ void UdpServer::reply(Socket& from, std::string_view data, const Address& to) {
         // Empty means the send buffer is full: dropped, as the network may.
         (void)from.sendto(data, to);
     } catch (const Error& e) {
-        report("{}: {}", behaviour_.name, e.what());
+        warn(shared_, fmt::format("{}: {}", behaviour_.name, e.what()));
     }
 }
 
@@ -162,4 +164,4 @@ std::unique_ptr<Server> make_udp_server(Shared& shared, const Behaviour& behavio
     return std::make_unique<UdpServer>(shared, behaviour, std::move(bound));
 }
 
-}  // namespace ferry::cli::chaos::detail
+}  // namespace ferry::testkit::chaos::detail

@@ -1,8 +1,7 @@
-// Internal to the ferry command: `ferry proxy`'s faults ("toxics", named and parametrised as
-// Toxiproxy names them): parsing and checking a toxic, and the models that apply one.
+// ferry/testkit/toxic.hpp: the fault proxy's faults ("toxics", named and parametrised as
+// Toxiproxy names them): what a toxic is, checking one, and the models that apply one. The
+// models are public so that a test can drive them without sockets (seeded, see Rng).
 #pragma once
-
-#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -16,23 +15,29 @@
 
 #include "ferry/socket.hpp"
 
-namespace ferry::cli::proxy {
+namespace ferry::testkit {
 
 enum class Protocol { tcp, udp };
-/// up: client -> upstream server; down: server -> client.
+/// up: client -> upstream server (Toxiproxy's "upstream" stream); down: server -> client
+/// ("downstream"); both: one toxic on each direction, chosen together (ferry's own).
 enum class Direction { up, down, both };
 
 std::string_view protocol_name(Protocol p);
+/// Toxiproxy's names: "upstream", "downstream"; and "both".
 std::string_view direction_name(Direction d);
+/// Accepts up, down, both, upstream, downstream (any case); throws ToxicError.
+Direction parse_direction(std::string_view text);
 
-/// Every random choice of a proxy comes from one of these, seeded from --seed.
+/// Every random choice of a proxy comes from one of these, seeded from the proxy's seed.
 using Rng = std::mt19937_64;
 
-/// One fault as the user asked for it, checked: its type exists, every key
-/// belongs to it, every value is in range, defaults filled in.
-struct ToxicSpec {
+/// One fault, checked: its type exists, every attribute belongs to it, every
+/// value is in range, defaults filled in. Build one with make_toxic or parse_toxic.
+struct Toxic {
+    /// Unique within its proxy; make_toxic's default is Toxiproxy's `<type>_<stream>`.
+    std::string name;
     std::string type;
-    Direction direction = Direction::both;
+    Direction direction = Direction::down;
     /// The fraction of connections (TCP) or of datagrams (UDP) it applies to.
     double toxicity = 1.0;
     std::map<std::string, double> attributes;
@@ -50,13 +55,40 @@ class ToxicError : public std::invalid_argument {
     using std::invalid_argument::invalid_argument;
 };
 
+/// How make_toxic treats what the caller left out or added.
+struct ToxicRules {
+    /// An attribute not given is 0 (Toxiproxy's rule: Go's zero value), then
+    /// checked like any other; otherwise a required attribute is an error.
+    bool missing_is_zero = false;
+    /// An attribute the type does not have is ignored (Toxiproxy's rule);
+    /// otherwise it is an error that lists the type's attributes.
+    bool ignore_unknown = false;
+};
+
+/// Checks a toxic and fills in its defaults: `given` holds the attributes
+/// and may hold "toxicity" (0..1). An empty `name` becomes `<type>_<stream>`
+/// (`latency_downstream`). Throws ToxicError with one line saying what is wrong.
+Toxic make_toxic(std::string_view type, Direction direction,
+                 const std::vector<std::pair<std::string, double>>& given, std::string name = {},
+                 const ToxicRules& rules = {});
+
 /// Parses `TYPE:DIRECTION[:key=value,key=value...]`, e.g.
-/// `latency:down:latency=100,jitter=10` or `loss:up:probability=0.3,toxicity=0.5`.
+/// `latency:down:latency=100,jitter=10` or `loss:upstream:probability=0.3,toxicity=0.5`.
 /// Throws ToxicError.
-ToxicSpec parse_toxic(std::string_view text);
-/// The same from a config file: that string, or an object
-/// {"type": ..., "direction": ..., "toxicity": ..., "attributes": {key: number}}.
-ToxicSpec toxic_from_json(const nlohmann::json& j);
+Toxic parse_toxic(std::string_view text);
+
+/// What an update changes: the toxicity and some attributes; the rest keeps
+/// its value (Toxiproxy's merge). The result is checked again as a whole.
+struct ToxicChange {
+    std::optional<double> toxicity;
+    std::vector<std::pair<std::string, double>> attributes;
+};
+Toxic apply_change(const Toxic& toxic, const ToxicChange& change, const ToxicRules& rules = {});
+
+/// True when `type` names a toxic (for TCP, UDP or both).
+bool is_toxic_type(std::string_view type);
+/// The attribute names of `type`, in table order (empty for an unknown type).
+std::vector<std::string> toxic_attributes(std::string_view type);
 /// One line per toxic type with its keys, for --help.
 std::string toxic_help();
 
@@ -94,12 +126,16 @@ class TcpToxic {
     /// Rewrites the pieces just read, in place: delays, splits, truncates or
     /// drops them, appends a close. Never reorders.
     virtual void apply(std::vector<Piece>& pieces) = 0;
-    /// The connection-wide action it schedules when the connection starts.
+    /// The connection-wide action it schedules when it is attached to a connection.
     [[nodiscard]] virtual std::optional<TcpEnd> end() const { return std::nullopt; }
+    /// Taking it off a live connection closes that connection: the timeout
+    /// toxic dropped data, so what follows could not make sense (as Toxiproxy).
+    [[nodiscard]] virtual bool closes_when_removed() const { return false; }
 };
 
-/// Builds the model of a TCP toxic; `rng` must outlive it.
-std::unique_ptr<TcpToxic> make_tcp_toxic(const ToxicSpec& spec, Rng& rng);
+/// Builds the model of a TCP toxic; `rng` must outlive it. Throws ToxicError
+/// for a type that is not for TCP.
+std::unique_ptr<TcpToxic> make_tcp_toxic(const Toxic& spec, Rng& rng);
 
 // ---- UDP: toxics pass datagrams on, now, later, twice or never -----------------------
 
@@ -133,11 +169,11 @@ class UdpToxic {
 };
 
 /// Builds the model of a UDP toxic; `rng`, `scheduler` and `effects` must outlive it.
-std::unique_ptr<UdpToxic> make_udp_toxic(const ToxicSpec& spec, Rng& rng, Scheduler& scheduler,
+std::unique_ptr<UdpToxic> make_udp_toxic(const Toxic& spec, Rng& rng, Scheduler& scheduler,
                                          UdpEffects& effects);
 
 /// The long-run loss rate of a Gilbert-Elliott model: the chance of the bad
 /// state, p / (p + r), weighs the two states' loss rates.
 double gilbert_elliott_stationary_loss(double p, double r, double good, double bad);
 
-}  // namespace ferry::cli::proxy
+}  // namespace ferry::testkit

@@ -1,18 +1,17 @@
-// `ferry proxy`'s toxics: the table of types and keys, the parsers, and one small class per
+// The fault proxy's toxics: the table of types and keys, the parser, and one small class per
 // model. The TCP models only compute when each piece may be written (the engine in
-// proxy_tcp.cpp does the waiting); the UDP models act on one datagram at a time.
-#include "proxy/proxy_toxics.hpp"
+// tcp_relay.cpp does the waiting); the UDP models act on one datagram at a time.
+#include "ferry/testkit/toxic.hpp"
 
 #include <fmt/core.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <set>
 
-namespace ferry::cli::proxy {
+namespace ferry::testkit {
 namespace {
 
 constexpr double kMaxMs = 3'600'000.0;  // an hour: longer is a mistake, and keeps Durations finite
@@ -51,7 +50,8 @@ Key bytes(const char* name, double min, Need need, double fallback = 0) {
 const std::vector<Type>& types() {
     static const std::vector<Type> table = {
         {"latency", true, true, {ms("latency", Need::required), ms("jitter", Need::defaulted)}},
-        {"bandwidth", true, true, {{"rate", "KB/s", 0, 1e9, false, true}}},
+        // rate 0 is no limit, as in Toxiproxy.
+        {"bandwidth", true, true, {{"rate", "KB/s", 0, 1e9, false, false}}},
         {"slicer",
          true,
          false,
@@ -75,6 +75,7 @@ const std::vector<Type>& types() {
          {probability("probability", Need::required),
           {"hold", "ms", 0, kMaxMs, false, true, Need::defaulted, 100}}},
         {"corrupt", false, true, {probability("probability", Need::required)}},
+        {"noop", true, true, {}},
     };
     return table;
 }
@@ -94,13 +95,6 @@ const Type& find_type(std::string_view name) {
         if (name == t.name) return t;
     throw ToxicError(
         fmt::format("unknown toxic '{}' (TCP: {}; UDP: {})", name, names(true), names(false)));
-}
-
-Direction parse_direction(std::string_view text) {
-    if (text == "up") return Direction::up;
-    if (text == "down") return Direction::down;
-    if (text == "both") return Direction::both;
-    throw ToxicError(fmt::format("direction must be up, down or both, not '{}'", text));
 }
 
 std::string number_text(double v) {
@@ -131,13 +125,17 @@ void check_value(const Type& type, const Key& key, double value) {
                                      key.name, key.unit, number_text(value)));
 }
 
-/// Checks the user's attributes against the table and fills in the defaults.
-ToxicSpec build(std::string_view type_name, Direction direction,
-                const std::vector<std::pair<std::string, double>>& given) {
+}  // namespace
+
+Toxic make_toxic(std::string_view type_name, Direction direction,
+                 const std::vector<std::pair<std::string, double>>& given, std::string name,
+                 const ToxicRules& rules) {
     const Type& type = find_type(type_name);
-    ToxicSpec spec;
+    Toxic spec;
     spec.type = type.name;
     spec.direction = direction;
+    spec.name =
+        name.empty() ? fmt::format("{}_{}", type.name, direction_name(direction)) : std::move(name);
     spec.tcp = type.tcp;
     spec.udp = type.udp;
     for (const auto& [name, value] : given) {
@@ -151,6 +149,7 @@ ToxicSpec build(std::string_view type_name, Direction direction,
         const auto key = std::find_if(type.keys.begin(), type.keys.end(),
                                       [&n = name](const Key& k) { return n == k.name; });
         if (key == type.keys.end()) {
+            if (rules.ignore_unknown) continue;
             std::string keys;
             for (const Key& k : type.keys)
                 keys += std::string(k.name) + ", ";
@@ -164,11 +163,18 @@ ToxicSpec build(std::string_view type_name, Direction direction,
     }
     for (const Key& k : type.keys) {
         if (spec.has(k.name)) continue;
+        if (rules.missing_is_zero && k.need != Need::optional) {
+            check_value(type, k, 0);
+            spec.attributes[k.name] = 0;
+            continue;
+        }
         if (k.need == Need::required)
             throw ToxicError(
                 fmt::format("{} needs {}={}", type.name, k.name, *k.unit ? k.unit : "P"));
         if (k.need == Need::defaulted) spec.attributes[k.name] = k.fallback;
     }
+    if (spec.type == "bandwidth" && spec.get("rate") > 0 && spec.get("rate") < 0.001)
+        throw ToxicError("bandwidth rate must be 0 (no limit) or at least 0.001 KB/s");
     if (spec.type == "slicer" && spec.get("size_variation") >= spec.get("average_size"))
         throw ToxicError("slicer size_variation must be smaller than average_size");
     if (spec.type == "loss") {
@@ -188,6 +194,8 @@ ToxicSpec build(std::string_view type_name, Direction direction,
     }
     return spec;
 }
+
+namespace {
 
 std::vector<std::string_view> split(std::string_view text, char sep) {
     std::vector<std::string_view> parts;
@@ -210,7 +218,7 @@ Duration from_ms(double ms) {
 /// included: a FIN crosses the same link). Pieces keep their order.
 class TcpLatency final : public TcpToxic {
   public:
-    TcpLatency(const ToxicSpec& s, Rng& rng)
+    TcpLatency(const Toxic& s, Rng& rng)
         : latency_(s.get("latency")), jitter_(s.get("jitter")), rng_(rng) {}
     void apply(std::vector<Piece>& pieces) override {
         for (Piece& p : pieces) {
@@ -232,10 +240,11 @@ class TcpLatency final : public TcpToxic {
 /// slices of 20 ms worth, each released when the link has carried it.
 class TcpBandwidth final : public TcpToxic {
   public:
-    explicit TcpBandwidth(const ToxicSpec& s)
+    explicit TcpBandwidth(const Toxic& s)
         : bytes_per_s_(s.get("rate") * 1000.0),
           slice_(static_cast<std::size_t>(std::clamp(bytes_per_s_ * 0.02, 1.0, 65536.0))) {}
     void apply(std::vector<Piece>& pieces) override {
+        if (bytes_per_s_ <= 0) return;  // rate 0: no limit
         std::vector<Piece> out;
         for (Piece& p : pieces) {
             if (p.kind != Piece::Kind::data) {
@@ -264,7 +273,7 @@ class TcpBandwidth final : public TcpToxic {
 /// `delay` microseconds apart.
 class TcpSlicer final : public TcpToxic {
   public:
-    TcpSlicer(const ToxicSpec& s, Rng& rng)
+    TcpSlicer(const Toxic& s, Rng& rng)
         : average_(static_cast<std::size_t>(s.get("average_size"))),
           variation_(static_cast<std::size_t>(s.get("size_variation"))),
           delay_(std::chrono::duration_cast<Duration>(
@@ -306,7 +315,7 @@ class TcpSlicer final : public TcpToxic {
 /// limit_data: the close comes with the chunk that reaches the limit).
 class TcpLimitData final : public TcpToxic {
   public:
-    explicit TcpLimitData(const ToxicSpec& s) : left_(static_cast<std::uint64_t>(s.get("bytes"))) {}
+    explicit TcpLimitData(const Toxic& s) : left_(static_cast<std::uint64_t>(s.get("bytes"))) {}
     void apply(std::vector<Piece>& pieces) override {
         std::vector<Piece> out;
         for (Piece& p : pieces) {
@@ -338,12 +347,13 @@ class TcpLimitData final : public TcpToxic {
 /// Lets nothing through; closes the connection after `timeout` ms (never when 0).
 class TcpTimeout final : public TcpToxic {
   public:
-    explicit TcpTimeout(const ToxicSpec& s) : timeout_(s.get("timeout")) {}
+    explicit TcpTimeout(const Toxic& s) : timeout_(s.get("timeout")) {}
     void apply(std::vector<Piece>& pieces) override { pieces.clear(); }
     [[nodiscard]] std::optional<TcpEnd> end() const override {
         if (timeout_ <= 0) return std::nullopt;
         return TcpEnd{TcpEnd::Kind::close, from_ms(timeout_)};
     }
+    [[nodiscard]] bool closes_when_removed() const override { return true; }
 
   private:
     double timeout_;
@@ -352,7 +362,7 @@ class TcpTimeout final : public TcpToxic {
 /// Resets the connection `timeout` ms after it started (0: at once).
 class TcpResetPeer final : public TcpToxic {
   public:
-    explicit TcpResetPeer(const ToxicSpec& s) : timeout_(s.get("timeout")) {}
+    explicit TcpResetPeer(const Toxic& s) : timeout_(s.get("timeout")) {}
     void apply(std::vector<Piece>&) override {}
     [[nodiscard]] std::optional<TcpEnd> end() const override {
         return TcpEnd{TcpEnd::Kind::reset, from_ms(timeout_)};
@@ -365,7 +375,7 @@ class TcpResetPeer final : public TcpToxic {
 /// Holds back the end of the stream (and a close) by `delay` ms.
 class TcpSlowClose final : public TcpToxic {
   public:
-    explicit TcpSlowClose(const ToxicSpec& s) : delay_(from_ms(s.get("delay"))) {}
+    explicit TcpSlowClose(const Toxic& s) : delay_(from_ms(s.get("delay"))) {}
     void apply(std::vector<Piece>& pieces) override {
         for (Piece& p : pieces) {
             if (p.kind != Piece::Kind::data) p.at = std::max(p.at + delay_, last_);
@@ -390,7 +400,7 @@ bool chance(Rng& rng, double p) {
 /// It starts in the good state.
 class UdpLoss final : public UdpToxic {
   public:
-    UdpLoss(const ToxicSpec& s, Rng& rng, UdpEffects& effects)
+    UdpLoss(const Toxic& s, Rng& rng, UdpEffects& effects)
         : burst_(!s.has("probability")),
           probability_(burst_ ? 0 : s.get("probability")),
           p_(burst_ ? s.get("p") : 0),
@@ -424,7 +434,7 @@ class UdpLoss final : public UdpToxic {
 
 class UdpDuplicate final : public UdpToxic {
   public:
-    UdpDuplicate(const ToxicSpec& s, Rng& rng, UdpEffects& effects)
+    UdpDuplicate(const Toxic& s, Rng& rng, UdpEffects& effects)
         : probability_(s.get("probability")), rng_(rng), effects_(effects) {}
     void push(std::string datagram, const Emit& emit) override {
         if (chance(rng_, probability_)) {
@@ -444,7 +454,7 @@ class UdpDuplicate final : public UdpToxic {
 /// passed, or for `hold` ms when none comes. One is held at a time.
 class UdpReorder final : public UdpToxic {
   public:
-    UdpReorder(const ToxicSpec& s, Rng& rng, Scheduler& scheduler, UdpEffects& effects)
+    UdpReorder(const Toxic& s, Rng& rng, Scheduler& scheduler, UdpEffects& effects)
         : probability_(s.get("probability")),
           hold_(from_ms(s.get("hold"))),
           rng_(rng),
@@ -489,7 +499,7 @@ class UdpReorder final : public UdpToxic {
 /// jitter, datagrams overtake each other, as on a real network.
 class UdpLatency final : public UdpToxic {
   public:
-    UdpLatency(const ToxicSpec& s, Rng& rng, Scheduler& scheduler)
+    UdpLatency(const Toxic& s, Rng& rng, Scheduler& scheduler)
         : latency_(s.get("latency")), jitter_(s.get("jitter")), rng_(rng), scheduler_(scheduler) {}
     void push(std::string datagram, const Emit& emit) override {
         double ms = latency_;
@@ -514,9 +524,13 @@ class UdpLatency final : public UdpToxic {
 /// in the queue more than a second is dropped (a router's tail drop).
 class UdpBandwidth final : public UdpToxic {
   public:
-    UdpBandwidth(const ToxicSpec& s, Scheduler& scheduler, UdpEffects& effects)
+    UdpBandwidth(const Toxic& s, Scheduler& scheduler, UdpEffects& effects)
         : bytes_per_s_(s.get("rate") * 1000.0), scheduler_(scheduler), effects_(effects) {}
     void push(std::string datagram, const Emit& emit) override {
+        if (bytes_per_s_ <= 0) {  // rate 0: no limit
+            emit(std::move(datagram));
+            return;
+        }
         const auto now = Clock::now();
         const auto start = std::max(now, busy_until_);
         if (start - now > std::chrono::seconds(1)) {
@@ -539,7 +553,7 @@ class UdpBandwidth final : public UdpToxic {
 /// Flips one random bit of the payload (chance `probability`).
 class UdpCorrupt final : public UdpToxic {
   public:
-    UdpCorrupt(const ToxicSpec& s, Rng& rng, UdpEffects& effects)
+    UdpCorrupt(const Toxic& s, Rng& rng, UdpEffects& effects)
         : probability_(s.get("probability")), rng_(rng), effects_(effects) {}
     void push(std::string datagram, const Emit& emit) override {
         if (!datagram.empty() && chance(rng_, probability_)) {
@@ -557,6 +571,17 @@ class UdpCorrupt final : public UdpToxic {
     UdpEffects& effects_;
 };
 
+/// Passes everything on untouched (Toxiproxy's noop).
+class TcpNoop final : public TcpToxic {
+  public:
+    void apply(std::vector<Piece>&) override {}
+};
+
+class UdpNoop final : public UdpToxic {
+  public:
+    void push(std::string datagram, const Emit& emit) override { emit(std::move(datagram)); }
+};
+
 }  // namespace
 
 std::string_view protocol_name(Protocol p) {
@@ -564,16 +589,50 @@ std::string_view protocol_name(Protocol p) {
 }
 
 std::string_view direction_name(Direction d) {
-    return d == Direction::up ? "up" : d == Direction::down ? "down" : "both";
+    return d == Direction::up ? "upstream" : d == Direction::down ? "downstream" : "both";
 }
 
-double ToxicSpec::get(const std::string& key) const {
+Direction parse_direction(std::string_view text) {
+    std::string lower(text);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "up" || lower == "upstream") return Direction::up;
+    if (lower == "down" || lower == "downstream") return Direction::down;
+    if (lower == "both") return Direction::both;
+    throw ToxicError(fmt::format(
+        "direction must be up, down or both (or upstream, downstream), not '{}'", text));
+}
+
+bool is_toxic_type(std::string_view type) {
+    return std::any_of(types().begin(), types().end(),
+                       [type](const Type& t) { return type == t.name; });
+}
+
+std::vector<std::string> toxic_attributes(std::string_view type) {
+    std::vector<std::string> out;
+    for (const Type& t : types())
+        if (type == t.name)
+            for (const Key& k : t.keys)
+                out.emplace_back(k.name);
+    return out;
+}
+
+Toxic apply_change(const Toxic& toxic, const ToxicChange& change, const ToxicRules& rules) {
+    std::map<std::string, double> merged = toxic.attributes;
+    for (const auto& [key, value] : change.attributes)
+        merged[key] = value;
+    std::vector<std::pair<std::string, double>> given(merged.begin(), merged.end());
+    given.emplace_back("toxicity", change.toxicity.value_or(toxic.toxicity));
+    return make_toxic(toxic.type, toxic.direction, given, toxic.name, rules);
+}
+
+double Toxic::get(const std::string& key) const {
     const auto it = attributes.find(key);
     if (it == attributes.end()) throw ToxicError(type + " has no " + key);
     return it->second;
 }
 
-ToxicSpec parse_toxic(std::string_view text) {
+Toxic parse_toxic(std::string_view text) {
     const auto parts = split(text, ':');
     if (parts.size() < 2 || parts.size() > 3 || parts[0].empty())
         throw ToxicError("expected TYPE:DIRECTION[:key=value,...]");
@@ -590,42 +649,7 @@ ToxicSpec parse_toxic(std::string_view text) {
         }
     }
     find_type(parts[0]);  // an unknown type is the first thing to say
-    return build(parts[0], parse_direction(parts[1]), given);
-}
-
-ToxicSpec toxic_from_json(const nlohmann::json& j) {
-    if (j.is_string()) return parse_toxic(j.get<std::string>());
-    if (!j.is_object())
-        throw ToxicError(
-            "a toxic is a string \"TYPE:DIRECTION:k=v\" or an object with type, "
-            "direction, toxicity, attributes");
-    std::string type;
-    std::optional<Direction> direction;
-    std::vector<std::pair<std::string, double>> given;
-    for (const auto& [key, value] : j.items()) {
-        if (key == "type" && value.is_string()) {
-            type = value.get<std::string>();
-        } else if (key == "direction" && value.is_string()) {
-            direction = parse_direction(value.get<std::string>());
-        } else if (key == "toxicity" && value.is_number()) {
-            given.emplace_back("toxicity", value.get<double>());
-        } else if (key == "attributes" && value.is_object()) {
-            for (const auto& [name, number] : value.items()) {
-                if (!number.is_number())
-                    throw ToxicError(fmt::format("attribute {} must be a number", name));
-                given.emplace_back(name, number.get<double>());
-            }
-        } else if (key == "type" || key == "direction" || key == "toxicity" ||
-                   key == "attributes") {
-            throw ToxicError(fmt::format("toxic field '{}' has the wrong type", key));
-        } else {
-            throw ToxicError(fmt::format(
-                "unknown toxic field '{}' (fields: type, direction, toxicity, attributes)", key));
-        }
-    }
-    if (type.empty()) throw ToxicError("a toxic needs \"type\"");
-    if (!direction) throw ToxicError("a toxic needs \"direction\": up, down or both");
-    return build(type, *direction, given);
+    return make_toxic(parts[0], parse_direction(parts[1]), given);
 }
 
 std::string toxic_help() {
@@ -642,7 +666,7 @@ std::string toxic_help() {
     return out;
 }
 
-std::unique_ptr<TcpToxic> make_tcp_toxic(const ToxicSpec& spec, Rng& rng) {
+std::unique_ptr<TcpToxic> make_tcp_toxic(const Toxic& spec, Rng& rng) {
     const std::string& t = spec.type;
     if (t == "latency") return std::make_unique<TcpLatency>(spec, rng);
     if (t == "bandwidth") return std::make_unique<TcpBandwidth>(spec);
@@ -651,10 +675,11 @@ std::unique_ptr<TcpToxic> make_tcp_toxic(const ToxicSpec& spec, Rng& rng) {
     if (t == "timeout") return std::make_unique<TcpTimeout>(spec);
     if (t == "reset_peer") return std::make_unique<TcpResetPeer>(spec);
     if (t == "slow_close") return std::make_unique<TcpSlowClose>(spec);
+    if (t == "noop") return std::make_unique<TcpNoop>();
     throw ToxicError("toxic '" + t + "' is not for TCP routes");
 }
 
-std::unique_ptr<UdpToxic> make_udp_toxic(const ToxicSpec& spec, Rng& rng, Scheduler& scheduler,
+std::unique_ptr<UdpToxic> make_udp_toxic(const Toxic& spec, Rng& rng, Scheduler& scheduler,
                                          UdpEffects& effects) {
     const std::string& t = spec.type;
     if (t == "loss") return std::make_unique<UdpLoss>(spec, rng, effects);
@@ -663,6 +688,7 @@ std::unique_ptr<UdpToxic> make_udp_toxic(const ToxicSpec& spec, Rng& rng, Schedu
     if (t == "latency") return std::make_unique<UdpLatency>(spec, rng, scheduler);
     if (t == "bandwidth") return std::make_unique<UdpBandwidth>(spec, scheduler, effects);
     if (t == "corrupt") return std::make_unique<UdpCorrupt>(spec, rng, effects);
+    if (t == "noop") return std::make_unique<UdpNoop>();
     throw ToxicError("toxic '" + t + "' is not for UDP routes");
 }
 
@@ -671,4 +697,4 @@ double gilbert_elliott_stationary_loss(double p, double r, double good, double b
     return (r * good + p * bad) / (p + r);
 }
 
-}  // namespace ferry::cli::proxy
+}  // namespace ferry::testkit

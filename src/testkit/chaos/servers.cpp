@@ -1,5 +1,5 @@
-// Internal to the ferry command: the table of chaos behaviours and the set that runs them.
-#include "chaos/chaos_servers.hpp"
+// The testkit's chaos servers: the table of behaviours and the set that runs them.
+#include "ferry/testkit/chaos.hpp"
 
 #include <fcntl.h>
 
@@ -10,7 +10,7 @@
 
 #include "ferry/error.hpp"
 
-namespace ferry::cli::chaos {
+namespace ferry::testkit::chaos {
 namespace {
 
 constexpr std::array kBehaviours = {
@@ -55,6 +55,10 @@ const Behaviour* find_behaviour(std::string_view name) {
 }
 
 namespace detail {
+
+void warn(const Shared& shared, std::string_view text) {
+    if (shared.settings.on_warning) shared.settings.on_warning(text);
+}
 
 std::string describe(const Behaviour& behaviour, const Settings& s) {
     const std::string_view name = behaviour.name;
@@ -112,4 +116,4 @@ const Server& ServerSet::start(const Behaviour& behaviour, Socket bound) {
     return *servers_.back();
 }
 
-}  // namespace ferry::cli::chaos
+}  // namespace ferry::testkit::chaos

@@ -1,7 +1,11 @@
-// `ferry proxy -u`'s engine: one listening socket per route; each client address gets its
+// The fault proxy's UDP engine: one listening socket per route; each client address gets its
 // own flow with a connected upstream socket (so the upstream's replies come back to it, and
 // only from the upstream), and each direction of a flow passes its datagrams through a
 // chain of UDP toxics. One datagram in, one send out: boundaries are never changed.
+//
+// When the route's toxics change, every flow rebuilds its chains. A datagram a removed toxic
+// still holds (latency, bandwidth) is passed on when its time comes, straight to its
+// receiver: the chain it came from is gone.
 #include <fmt/core.h>
 
 #include <cerrno>
@@ -10,9 +14,9 @@
 
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
-#include "proxy/proxy.hpp"
+#include "route_relay.hpp"
 
-namespace ferry::cli::proxy {
+namespace ferry::testkit::detail {
 namespace {
 
 constexpr int kDatagramsPerWakeup = 64;
@@ -32,8 +36,20 @@ class Chain {
 
     void add(std::unique_ptr<UdpToxic> toxic, double toxicity) {
         const std::size_t next = stages_.size() + 1;
-        stages_.push_back({std::move(toxic), toxicity,
-                           [this, next](std::string d) { forward(next, std::move(d)); }});
+        stages_.push_back(
+            {std::move(toxic), toxicity, [this, next, generation = generation_](std::string d) {
+                 // From a toxic of an older chain (held while the toxics changed).
+                 if (generation != generation_) {
+                     sink_(std::move(d));
+                     return;
+                 }
+                 forward(next, std::move(d));
+             }});
+    }
+    /// Drops every stage: the next add()s build a new chain.
+    void clear() {
+        ++generation_;
+        stages_.clear();
     }
     void push(std::string datagram) { forward(0, std::move(datagram)); }
 
@@ -61,6 +77,7 @@ class Chain {
     Rng& rng_;
     std::function<void(std::string)> sink_;
     std::vector<Stage> stages_;
+    std::uint64_t generation_ = 0;
 };
 
 class UdpRelay;
@@ -78,6 +95,8 @@ class Flow {
         up_.push(std::move(datagram));
     }
     [[nodiscard]] Clock::time_point last_active() const { return last_active_; }
+    /// Builds both chains from the route's toxics as they are now.
+    void attach_toxics();
 
   private:
     void on_readable();
@@ -98,8 +117,14 @@ class Flow {
 
 class UdpRelay final : public RouteRelay {
   public:
-    UdpRelay(EventLoop& loop, const Route& route, const Settings& settings, std::uint64_t seed);
+    UdpRelay(EventLoop& loop, RouteState& state, const Address& listen,
+             const FaultProxyOptions& settings, std::uint64_t seed);
     ~UdpRelay() override;
+
+    void toxics_changed() override {
+        for (auto& [key, flow] : flows_)
+            flow->attach_toxics();
+    }
 
   private:
     void on_readable();
@@ -114,24 +139,31 @@ class UdpRelay final : public RouteRelay {
 Flow::Flow(UdpRelay& relay, Address client, std::uint64_t seed)
     : relay_(relay),
       client_(std::move(client)),
-      upstream_(relay.route().upstream.family(), SOCK_DGRAM | SOCK_NONBLOCK),
+      upstream_(relay.upstream().family(), SOCK_DGRAM | SOCK_NONBLOCK),
       rng_(seed),
       timers_(relay.loop()),
       up_(rng_, [this](std::string d) { send_up(std::move(d)); }),
       down_(rng_, [this](std::string d) { send_down(std::move(d)); }) {
     // Connected: the kernel fills in the route once, filters out datagrams
     // from anyone but the upstream, and reports its ICMP "port unreachable".
-    upstream_.connect(relay.route().upstream);
-    UdpEffects& effects = relay.stats().effects;
-    for (const ToxicSpec& spec : relay.route().toxics) {
+    upstream_.connect(relay.upstream());
+    attach_toxics();
+    relay.loop().watch(upstream_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
+    ++relay.stats().connections;
+    ++relay.stats().active;
+}
+
+void Flow::attach_toxics() {
+    up_.clear();
+    down_.clear();
+    UdpEffects& effects = relay_.stats().effects;
+    for (const ToxicSlot& slot : relay_.state().toxics) {
+        const Toxic& spec = slot.toxic;
         if (spec.direction != Direction::down)
             up_.add(make_udp_toxic(spec, rng_, timers_, effects), spec.toxicity);
         if (spec.direction != Direction::up)
             down_.add(make_udp_toxic(spec, rng_, timers_, effects), spec.toxicity);
     }
-    relay.loop().watch(upstream_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
-    ++relay.stats().connections;
-    ++relay.stats().active;
 }
 
 Flow::~Flow() {
@@ -154,6 +186,7 @@ void Flow::on_readable() {
         }
         if (!n) return;
         ++relay_.stats().datagrams_down;
+        relay_.stats().received_down += *n;
         last_active_ = Clock::now();
         down_.push(std::string(relay_.scratch(), *n));
     }
@@ -202,9 +235,9 @@ void Flow::note_refused() {
 
 // ---- UdpRelay ---------------------------------------------------------------------------
 
-UdpRelay::UdpRelay(EventLoop& loop, const Route& route, const Settings& settings,
-                   std::uint64_t seed)
-    : RouteRelay(loop, route, settings, seed, SOCK_DGRAM, kMaxDatagram) {
+UdpRelay::UdpRelay(EventLoop& loop, RouteState& state, const Address& listen,
+                   const FaultProxyOptions& settings, std::uint64_t seed)
+    : RouteRelay(loop, state, listen, settings, seed, SOCK_DGRAM, kMaxDatagram) {
     loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
     const Duration period = std::clamp<Duration>(
         settings_.udp_idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
@@ -228,7 +261,8 @@ void UdpRelay::on_readable() {
             return;
         }
         if (!got) return;
-        ++counters_.datagrams_up;
+        ++stats().datagrams_up;
+        stats().received_up += got->size;
         const std::string key(reinterpret_cast<const char*>(got->from.data()), got->from.size());
         auto it = flows_.find(key);
         if (it == flows_.end()) {
@@ -237,7 +271,7 @@ void UdpRelay::on_readable() {
             } catch (const Error& e) {
                 warn(
                     fmt::format("a datagram from {} dropped: {}", got->from.to_string(), e.what()));
-                ++counters_.effects.dropped;
+                ++stats().effects.dropped;
                 continue;
             }
         }
@@ -257,9 +291,10 @@ void UdpRelay::sweep() {
 
 }  // namespace
 
-std::unique_ptr<RouteRelay> start_udp_relay(EventLoop& loop, const Route& route,
-                                            const Settings& settings, std::uint64_t seed) {
-    return std::make_unique<UdpRelay>(loop, route, settings, seed);
+std::unique_ptr<RouteRelay> start_udp_relay(EventLoop& loop, RouteState& state,
+                                            const Address& listen,
+                                            const FaultProxyOptions& settings, std::uint64_t seed) {
+    return std::make_unique<UdpRelay>(loop, state, listen, settings, seed);
 }
 
-}  // namespace ferry::cli::proxy
+}  // namespace ferry::testkit::detail

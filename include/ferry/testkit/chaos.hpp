@@ -1,9 +1,12 @@
-// Internal to the ferry command: the misbehaving servers of `ferry chaos`, on one EventLoop.
+// ferry/testkit/chaos.hpp: deliberately misbehaving TCP and UDP servers (resets, silence, one
+// byte at a time, random bytes, broken HTTP, late or duplicated UDP echoes) on one EventLoop,
+// for testing how a client copes. `ferry chaos` is this plus a command line.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -12,21 +15,23 @@
 #include <string_view>
 #include <vector>
 
-#include <fmt/core.h>
-
 #include "ferry/event_loop.hpp"
 #include "ferry/fd.hpp"
 #include "ferry/socket.hpp"
 
-namespace ferry::cli::chaos {
+namespace ferry::testkit::chaos {
 
-/// What the command line tunes; the same for every server of one run.
+/// What the servers of one ServerSet share.
 struct Settings {
     Duration delay = std::chrono::milliseconds(100);  ///< drip: between bytes; http-slow: chunks
     std::optional<std::uint64_t> bytes;  ///< garbage: bytes per connection (none: endless)
     Duration late = std::chrono::milliseconds(500);  ///< udp-late: how late each echo is
     std::size_t max_conns = 1000;                    ///< each TCP server, at once
     std::uint64_t seed = 0;                          ///< for the random bytes
+    /// Told what went wrong that a client did not cause (an accept failure, out of
+    /// descriptors, a refused connection over max_conns), one line at a time; the
+    /// servers keep running. Unset: nothing is said.
+    std::function<void(std::string_view)> on_warning;
 };
 
 enum class Transport { tcp, udp };
@@ -76,11 +81,8 @@ std::unique_ptr<Server> make_tcp_server(Shared& shared, const Behaviour& behavio
                                         Socket listener);
 std::unique_ptr<Server> make_udp_server(Shared& shared, const Behaviour& behaviour, Socket bound);
 
-/// One line on stderr: `ferry chaos: <text>`.
-template <class... Args>
-void report(fmt::format_string<Args...> format, Args&&... args) {
-    fmt::print(stderr, "ferry chaos: {}\n", fmt::format(format, std::forward<Args>(args)...));
-}
+/// Passes one warning line to the settings' on_warning, if set.
+void warn(const Shared& shared, std::string_view text);
 
 /// The startup line's text for `behaviour` with these settings.
 std::string describe(const Behaviour& behaviour, const Settings& settings);
@@ -99,7 +101,14 @@ class RandomBytes {
 
 }  // namespace detail
 
-/// Every server of one run.
+/// A set of chaos servers on one loop, e.g. in a test:
+///
+///     ferry::EventLoop loop;
+///     ferry::testkit::chaos::ServerSet servers(loop, {});
+///     auto& drip = servers.start(*find_behaviour("drip"), ferry::create_server("127.0.0.1", "0"));
+///     // connect to drip.address(), run the loop on a thread of its own ...
+///
+/// Errors: start() throws ferry::Error when a server cannot watch its socket.
 /// Thread-safety: none; everything runs on the loop's thread.
 class ServerSet {
   public:
@@ -117,4 +126,4 @@ class ServerSet {
     std::vector<std::unique_ptr<Server>> servers_;
 };
 
-}  // namespace ferry::cli::chaos
+}  // namespace ferry::testkit::chaos

@@ -1,4 +1,4 @@
-// Internal to the ferry command: the TCP behaviours of `ferry chaos`, one class each, and the
+// The testkit's chaos servers: the TCP behaviours, one class each, and the
 // server that accepts for them.
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -10,11 +10,11 @@
 
 #include <fmt/core.h>
 
-#include "chaos/chaos_servers.hpp"
 #include "ferry/buffer.hpp"
 #include "ferry/error.hpp"
+#include "ferry/testkit/chaos.hpp"
 
-namespace ferry::cli::chaos::detail {
+namespace ferry::testkit::chaos::detail {
 namespace {
 
 using namespace std::chrono_literals;
@@ -292,7 +292,9 @@ void Connection::reset() {
 }
 
 void Connection::failed(const Error& e) {
-    if (!ordinary_disconnect(e)) report("{} {}: {}", server_.name(), peer_.to_string(), e.what());
+    if (!ordinary_disconnect(e))
+        warn(server_.shared(),
+             fmt::format("{} {}: {}", server_.name(), peer_.to_string(), e.what()));
     finish();
 }
 
@@ -527,8 +529,8 @@ void TcpServer::on_accept() {
                 err == ENETDOWN || err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET ||
                 err == EHOSTUNREACH || err == EOPNOTSUPP || err == ENETUNREACH)
                 continue;
-            report("{}: accept on {}: {}", behaviour_.name, address_.to_string(),
-                   std::system_category().message(err));
+            warn(shared_, fmt::format("{}: accept on {}: {}", behaviour_.name, address_.to_string(),
+                                      std::system_category().message(err)));
             return;
         }
         client.socket = Socket(Fd(fd));  // non-blocking from birth, so in non-blocking mode
@@ -546,8 +548,8 @@ void TcpServer::on_accept() {
 void TcpServer::refuse(Accepted& client) {
     const std::string line =
         fmt::format("ferry chaos: too many connections (max {})\r\n", shared_.settings.max_conns);
-    report("{}: refused {}: too many connections (max {})", behaviour_.name,
-           client.peer.to_string(), shared_.settings.max_conns);
+    warn(shared_, fmt::format("{}: refused {}: too many connections (max {})", behaviour_.name,
+                              client.peer.to_string(), shared_.settings.max_conns));
     try {
         client.socket.send(line);  // non-blocking: a fresh connection has room for one line
         // Whatever the client already sent would make close() send RST instead
@@ -562,14 +564,14 @@ void TcpServer::refuse(Accepted& client) {
 
 void TcpServer::drop_one_pending() {
     if (!shared_.spare) {
-        report("{}: out of descriptors", behaviour_.name);
+        warn(shared_, fmt::format("{}: out of descriptors", behaviour_.name));
         return;
     }
     shared_.spare.reset();
     Fd pending(::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC));
     pending.reset();
     shared_.spare.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    report("{}: out of descriptors: dropped a connection", behaviour_.name);
+    warn(shared_, fmt::format("{}: out of descriptors: dropped a connection", behaviour_.name));
 }
 
 void TcpServer::retire(Connection& connection) {
@@ -592,4 +594,4 @@ std::unique_ptr<Server> make_tcp_server(Shared& shared, const Behaviour& behavio
     return std::make_unique<TcpServer>(shared, behaviour, std::move(listener));
 }
 
-}  // namespace ferry::cli::chaos::detail
+}  // namespace ferry::testkit::chaos::detail

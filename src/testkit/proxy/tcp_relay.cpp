@@ -1,4 +1,4 @@
-// `ferry proxy`'s TCP engine: accept a client, connect to the upstream, and relay both
+// The fault proxy's TCP engine: accept a client, connect to the upstream, and relay both
 // directions on the event loop, each through its toxics, with flow control and half-close.
 //
 // Each direction ("stream") reads from one socket and writes to the other. Without toxics
@@ -7,9 +7,16 @@
 // pieces into the output Buffer. Flow control: once a stream holds kHighWater bytes not yet
 // written (scheduled or buffered) it stops reading from its sender until half of that has
 // drained, so a slow receiver or a bandwidth toxic never makes the proxy buffer without bound.
+//
+// Toxics change while connections are open: each connection keeps, per toxic of its route,
+// the model instances it drew (by the toxic's serial number). When the route's list changes,
+// it keeps the instances whose serial is unchanged, builds new ones for toxics added or
+// updated (with a fresh toxicity draw and end timer, as Toxiproxy restarts a changed toxic),
+// and drops the rest. Pieces already scheduled keep their times, so bytes never reorder.
 #include <fmt/core.h>
 #include <sys/eventfd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <deque>
 #include <map>
@@ -18,9 +25,9 @@
 #include "ferry/buffer.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
-#include "proxy/proxy.hpp"
+#include "route_relay.hpp"
 
-namespace ferry::cli::proxy {
+namespace ferry::testkit::detail {
 namespace {
 
 constexpr int kClient = 0;
@@ -38,12 +45,12 @@ struct Stream {
     Buffer out;                   // due for the receiver
     std::deque<Piece> scheduled;  // through the toxics, not yet due
     std::size_t scheduled_bytes = 0;
-    std::vector<std::unique_ptr<TcpToxic>> toxics;
-    bool reading = true;     // the sender has not ended its side
-    bool paused = false;     // over the high-water mark: not reading
-    bool eof_due = false;    // the end reached the output: shut down once `out` drains
-    bool close_due = false;  // a close (limit_data) reached the output
-    bool done = false;       // the receiver was shut down for writing
+    std::vector<TcpToxic*> toxics;  // owned by the connection's Attached entries
+    bool reading = true;            // the sender has not ended its side
+    bool paused = false;            // over the high-water mark: not reading
+    bool eof_due = false;           // the end reached the output: shut down once `out` drains
+    bool close_due = false;         // a close (limit_data) reached the output
+    bool done = false;              // the receiver was shut down for writing
     Scheduler::Id timer = 0;
 
     [[nodiscard]] std::size_t backlog() const { return out.size() + scheduled_bytes; }
@@ -57,8 +64,18 @@ class Connection {
     Connection& operator=(const Connection&) = delete;
 
     void start();
+    /// The route's toxics changed: keep, replace or drop this connection's instances.
+    void attach_toxics();
 
   private:
+    /// One toxic of the route as this connection drew it.
+    struct Attached {
+        std::uint64_t serial = 0;
+        bool chosen = false;  // its toxicity draw: false means it passes this connection by
+        std::unique_ptr<TcpToxic> up, down;
+        Scheduler::Id end_timer = 0;
+    };
+
     void on_event(int side, std::uint32_t ready);
     void on_connected();
     void read(Stream& s);
@@ -86,14 +103,18 @@ class Connection {
     Stream down_{kUpstream, kClient};
     Rng rng_;
     Timers timers_;
+    std::vector<Attached> attached_;
     bool connecting_ = true;
     bool closed_ = false;
 };
 
 class TcpRelay final : public RouteRelay {
   public:
-    TcpRelay(EventLoop& loop, const Route& route, const Settings& settings, std::uint64_t seed);
+    TcpRelay(EventLoop& loop, RouteState& state, const Address& listen,
+             const FaultProxyOptions& settings, std::uint64_t seed);
     ~TcpRelay() override;
+
+    void toxics_changed() override;
 
     /// Called by a connection that closed: it is freed after the current loop round.
     void retire(std::uint64_t id);
@@ -107,6 +128,9 @@ class TcpRelay final : public RouteRelay {
     std::uint64_t next_id_ = 1;
     std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>> retired_;
+    // Expires with the relay: the posted clean-up of retired_ checks it, since
+    // a proxy can be disabled or removed before the loop runs posted work.
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // ---- Connection -------------------------------------------------------------------------
@@ -117,7 +141,9 @@ Connection::Connection(TcpRelay& relay, std::uint64_t id, Socket client, Address
 }
 
 Connection::~Connection() {
-    if (!closed_) unwatch_all();
+    if (closed_) return;
+    unwatch_all();  // the relay is going away with its connections open
+    --relay_.stats().active;
 }
 
 void Connection::unwatch_all() {
@@ -128,7 +154,7 @@ void Connection::unwatch_all() {
 void Connection::start() {
     ++relay_.stats().connections;
     ++relay_.stats().active;
-    const Address& upstream = relay_.route().upstream;
+    const Address& upstream = relay_.upstream();
     try {
         Socket up(upstream.family(), SOCK_STREAM | SOCK_NONBLOCK);
         // Small writes (a slicer's, an interactive client's) go out at once, as the client
@@ -159,35 +185,76 @@ void Connection::refuse(const std::string& why) {
 void Connection::on_connected() {
     connecting_ = false;
     timers_.cancel_all();  // the connect timeout
-    // Which toxics this connection gets: one draw per toxic, so that a toxic on
-    // "both" directions applies to both or to neither.
-    std::map<std::pair<TcpEnd::Kind, Duration>, unsigned> ends;
-    for (const ToxicSpec& spec : relay_.route().toxics) {
-        if (spec.toxicity < 1.0 &&
-            !(std::uniform_real_distribution<double>(0, 1)(rng_) < spec.toxicity))
-            continue;
-        for (Stream* s : {&up_, &down_}) {
-            const Direction d = s == &up_ ? Direction::up : Direction::down;
-            if (spec.direction != Direction::both && spec.direction != d) continue;
-            s->toxics.push_back(make_tcp_toxic(spec, rng_));
-            if (const auto end = s->toxics.back()->end())
-                ends[{end->kind, end->after}] |= 1u << s->to;
-        }
-    }
-    for (const auto& [when, sides] : ends) {
-        if (when.first == TcpEnd::Kind::close)
-            timers_.after(when.second, [this] { close(); });
-        else
-            timers_.after(when.second, [this, s = sides] { reset(s); });
-    }
+    attach_toxics();
     sync_all();
+}
+
+void Connection::attach_toxics() {
+    if (connecting_ || closed_) return;  // on_connected attaches them
+    std::vector<Attached> next;
+    bool close_now = false;
+    for (const ToxicSlot& slot : relay_.state().toxics) {
+        const auto same = std::find_if(attached_.begin(), attached_.end(),
+                                       [&](const Attached& a) { return a.serial == slot.serial; });
+        if (same != attached_.end()) {
+            next.push_back(std::move(*same));
+            attached_.erase(same);
+            continue;
+        }
+        const Toxic& spec = slot.toxic;
+        Attached a;
+        a.serial = slot.serial;
+        // One draw per toxic and connection, so that a toxic on "both"
+        // directions applies to both or to neither.
+        a.chosen = spec.toxicity >= 1.0 ||
+                   std::uniform_real_distribution<double>(0, 1)(rng_) < spec.toxicity;
+        if (a.chosen) {
+            unsigned sides = 0;
+            std::optional<TcpEnd> end;
+            if (spec.direction != Direction::down) {
+                a.up = make_tcp_toxic(spec, rng_);
+                if ((end = a.up->end())) sides |= 1u << kUpstream;
+            }
+            if (spec.direction != Direction::up) {
+                a.down = make_tcp_toxic(spec, rng_);
+                if (const auto e = a.down->end()) {
+                    end = e;
+                    sides |= 1u << kClient;
+                }
+            }
+            if (end) {
+                if (end->kind == TcpEnd::Kind::close)
+                    a.end_timer = timers_.after(end->after, [this] { close(); });
+                else
+                    a.end_timer = timers_.after(end->after, [this, sides] { reset(sides); });
+            }
+        }
+        next.push_back(std::move(a));
+    }
+    // What is left was removed from the route, or changed (and rebuilt above).
+    for (Attached& gone : attached_) {
+        if (gone.end_timer != 0) timers_.cancel(gone.end_timer);
+        const bool still_there =
+            std::any_of(relay_.state().toxics.begin(), relay_.state().toxics.end(),
+                        [&](const ToxicSlot& t) { return t.serial == gone.serial; });
+        for (const auto* t : {gone.up.get(), gone.down.get()})
+            if (t != nullptr && t->closes_when_removed() && !still_there) close_now = true;
+    }
+    attached_ = std::move(next);
+    up_.toxics.clear();
+    down_.toxics.clear();
+    for (const Attached& a : attached_) {
+        if (a.up) up_.toxics.push_back(a.up.get());
+        if (a.down) down_.toxics.push_back(a.down.get());
+    }
+    if (close_now) close();
 }
 
 void Connection::on_event(int side, std::uint32_t ready) {
     if (closed_) return;
     if (connecting_) {
         try {
-            sockets_[kUpstream].finish_connect(relay_.route().upstream);
+            sockets_[kUpstream].finish_connect(relay_.upstream());
         } catch (const Error& e) {
             refuse(e.what());
             return;
@@ -214,7 +281,11 @@ void Connection::on_event(int side, std::uint32_t ready) {
 
 void Connection::read(Stream& s) {
     Socket& src = sockets_[s.from];
-    if (s.toxics.empty()) {
+    std::uint64_t& received =
+        s.from == kClient ? relay_.stats().received_up : relay_.stats().received_down;
+    // Straight into the output buffer unless toxics are on, or pieces that
+    // toxics scheduled before they were removed still wait their turn.
+    if (s.toxics.empty() && s.scheduled.empty()) {
         IoResult n;
         try {
             n = s.out.read_from(src.fd());
@@ -223,6 +294,7 @@ void Connection::read(Stream& s) {
             return;
         }
         if (!n) return;
+        received += *n;
         if (*n == 0) {
             s.reading = false;
             s.eof_due = true;
@@ -238,6 +310,7 @@ void Connection::read(Stream& s) {
         return;
     }
     if (!n) return;
+    received += *n;
     std::vector<Piece> pieces;
     if (*n == 0) {
         s.reading = false;
@@ -245,7 +318,7 @@ void Connection::read(Stream& s) {
     } else {
         pieces.push_back({Piece::Kind::data, std::string(relay_.scratch(), *n), Clock::now()});
     }
-    for (const auto& toxic : s.toxics)
+    for (TcpToxic* toxic : s.toxics)
         toxic->apply(pieces);
     for (Piece& p : pieces) {
         s.scheduled_bytes += p.bytes.size();
@@ -358,9 +431,9 @@ void Connection::reset(unsigned sides) {
 
 // ---- TcpRelay ---------------------------------------------------------------------------
 
-TcpRelay::TcpRelay(EventLoop& loop, const Route& route, const Settings& settings,
-                   std::uint64_t seed)
-    : RouteRelay(loop, route, settings, seed, SOCK_STREAM, kReadChunk) {
+TcpRelay::TcpRelay(EventLoop& loop, RouteState& state, const Address& listen,
+                   const FaultProxyOptions& settings, std::uint64_t seed)
+    : RouteRelay(loop, state, listen, settings, seed, SOCK_STREAM, kReadChunk) {
     spare_.reset(::eventfd(0, EFD_CLOEXEC));
     loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
 }
@@ -370,6 +443,17 @@ TcpRelay::~TcpRelay() {
     loop_.unwatch(listener_.fd());
     connections_.clear();
     retired_.clear();
+}
+
+void TcpRelay::toxics_changed() {
+    // A connection may close itself (a timeout toxic removed): walk a copy of the ids.
+    std::vector<std::uint64_t> ids;
+    ids.reserve(connections_.size());
+    for (const auto& [id, conn] : connections_)
+        ids.push_back(id);
+    for (const std::uint64_t id : ids)
+        if (const auto it = connections_.find(id); it != connections_.end())
+            it->second->attach_toxics();
 }
 
 void TcpRelay::on_accept() {
@@ -424,16 +508,20 @@ void TcpRelay::retire(std::uint64_t id) {
     if (it == connections_.end()) return;
     // The connection may be running one of its own handlers right now: keep it
     // alive until the loop is back in its own code.
-    if (retired_.empty()) loop_.post([this] { retired_.clear(); });
+    if (retired_.empty())
+        loop_.post([this, alive = std::weak_ptr<int>(alive_)] {
+            if (!alive.expired()) retired_.clear();
+        });
     retired_.push_back(std::move(it->second));
     connections_.erase(it);
 }
 
 }  // namespace
 
-std::unique_ptr<RouteRelay> start_tcp_relay(EventLoop& loop, const Route& route,
-                                            const Settings& settings, std::uint64_t seed) {
-    return std::make_unique<TcpRelay>(loop, route, settings, seed);
+std::unique_ptr<RouteRelay> start_tcp_relay(EventLoop& loop, RouteState& state,
+                                            const Address& listen,
+                                            const FaultProxyOptions& settings, std::uint64_t seed) {
+    return std::make_unique<TcpRelay>(loop, state, listen, settings, seed);
 }
 
-}  // namespace ferry::cli::proxy
+}  // namespace ferry::testkit::detail
