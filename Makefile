@@ -4,6 +4,7 @@
 # Debian packages the build and the tests need; installed only when missing.
 PACKAGES := cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev libgtest-dev \
             nlohmann-json3-dev liburing-dev libcpp-httplib-dev python3 iproute2 procps
+NODE := yes
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS := $(shell nproc)
 
@@ -18,12 +19,19 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# Node.js and npm run Toxiproxy's own client against `ferry proxy --api`; a machine
+	@# may already have them from another Node.js package, so only what is missing.
+	@if [ -n "$(NODE)" ] && ! { command -v node && command -v npm; } >/dev/null; then \
+	  echo "installing: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; \
+	fi
 
 # The benchmark peers (Asio and libuv only as peers) and the chart.
 BENCH_PACKAGES := libasio-dev libuv1-dev python3-matplotlib util-linux
 
 bench-deps:
-	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)"
+	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)" NODE=
 
 # Optimised build: the binary lands at build/ferry.
 build: deps

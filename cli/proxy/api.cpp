@@ -212,6 +212,12 @@ void ApiServer::routes() {
             res.set_content("User agent not allowed\n", "text/plain; charset=utf-8");
             return httplib::Server::HandlerResponse::Handled;
         }
+        // A request with neither Content-Length nor Transfer-Encoding has an empty body
+        // (RFC 9112, 6.3), as `curl -X POST .../reset` sends it; cpp-httplib 0.11 would
+        // read such a POST to the end of the connection and answer 400. The request is
+        // the server's own, non-const object: saying its length is 0 is what it means.
+        if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding"))
+            const_cast<httplib::Request&>(req).headers.emplace("Content-Length", "0");
         return httplib::Server::HandlerResponse::Unhandled;
     });
     s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
@@ -304,6 +310,7 @@ void ApiServer::routes() {
     const auto update = [&p, &loop](const httplib::Request& req, httplib::Response& res) {
         guarded(res, [&] {
             const std::string name = req.matches[1];
+            call_on_loop(loop, [&] { return p.get(name); });  // 404 before the body, as Toxiproxy
             const auto change = proxy_change_from_json(parse_body(req.body));
             answer_json(res, 200,
                         proxy_json(call_on_loop(loop, [&] { return p.update(name, change); })));
@@ -335,10 +342,8 @@ void ApiServer::routes() {
                                                   httplib::Response& res) {
         guarded(res, [&] {
             const std::string name = req.matches[1];
-            const Json body = parse_body(req.body);
-            // An unknown proxy is the first thing to say, as in Toxiproxy.
-            call_on_loop(loop, [&] { return p.get(name); });
-            const auto toxic = toxic_from_json(body, kToxiproxyRules);
+            call_on_loop(loop, [&] { return p.get(name); });  // 404 first, as Toxiproxy
+            const auto toxic = toxic_from_json(parse_body(req.body), kToxiproxyRules);
             answer_json(res, 200,
                         toxic_json(call_on_loop(loop, [&] { return p.add_toxic(name, toxic); })));
         });
@@ -356,6 +361,7 @@ void ApiServer::routes() {
     const auto update_toxic = [&p, &loop](const httplib::Request& req, httplib::Response& res) {
         guarded(res, [&] {
             const std::string name = req.matches[1], toxic = req.matches[2];
+            call_on_loop(loop, [&] { return p.get_toxic(name, toxic); });  // 404 first
             const auto change = toxic_change_from_json(parse_body(req.body));
             answer_json(res, 200, toxic_json(call_on_loop(loop, [&] {
                             return p.update_toxic(name, toxic, change, kToxiproxyRules);

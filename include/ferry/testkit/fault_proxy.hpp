@@ -26,9 +26,9 @@ namespace ferry::testkit {
 /// `HOST:PORT` or `[IPV6]:PORT`; an empty listen host (`:8000`) is
 /// 127.0.0.1, port 0 any free port.
 struct ProxyConfig {
-    std::string name;
+    std::string name{};
     std::string listen = "127.0.0.1:0";
-    std::string upstream;
+    std::string upstream{};
     bool enabled = true;
     Protocol protocol = Protocol::tcp;
 };
@@ -36,9 +36,9 @@ struct ProxyConfig {
 /// What an update changes; what is not set keeps its value. A new listen or
 /// upstream restarts the proxy (its connections are closed, its toxics kept).
 struct ProxyChange {
-    std::optional<std::string> listen;
-    std::optional<std::string> upstream;
-    std::optional<bool> enabled;
+    std::optional<std::string> listen{};
+    std::optional<std::string> upstream{};
+    std::optional<bool> enabled{};
 };
 
 /// What a proxy has done since it was created (restarts do not reset it).
@@ -92,7 +92,7 @@ Address resolve_endpoint(const std::string& text, Protocol protocol, bool passiv
 
 struct FaultProxyOptions {
     /// Seeds every random choice (toxicity draws, jitter, loss); unset: random.
-    std::optional<std::uint64_t> seed;
+    std::optional<std::uint64_t> seed{};
     /// A UDP client's flow (and its upstream socket) is dropped after this much silence.
     Duration udp_idle = std::chrono::seconds(60);
     /// A TCP upstream that has not answered the connect by then counts as refusing.
@@ -102,7 +102,7 @@ struct FaultProxyOptions {
     std::size_t high_water = std::size_t{1} << 20;
     /// Told what goes wrong while relaying (an upstream refusing, out of
     /// descriptors), one line naming the proxy; relaying goes on. Unset: silence.
-    std::function<void(std::string_view)> on_warning;
+    std::function<void(std::string_view)> on_warning{};
 };
 
 /// Named proxies on one EventLoop, as Toxiproxy's server holds them. Every

@@ -80,8 +80,8 @@ Toxic parse_toxic(std::string_view text);
 /// What an update changes: the toxicity and some attributes; the rest keeps
 /// its value (Toxiproxy's merge). The result is checked again as a whole.
 struct ToxicChange {
-    std::optional<double> toxicity;
-    std::vector<std::pair<std::string, double>> attributes;
+    std::optional<double> toxicity{};
+    std::vector<std::pair<std::string, double>> attributes{};
 };
 Toxic apply_change(const Toxic& toxic, const ToxicChange& change, const ToxicRules& rules = {});
 
