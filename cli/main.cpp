@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     ferry::cli::add_bench(app, run);
     ferry::cli::add_proxy(app, run);
     ferry::cli::add_echo(app, run);
+    ferry::cli::add_ping(app, run);
 
     // CLI11 would report a mistyped command as "A subcommand is required".
     const auto known = [&app](const std::string& name) {
