@@ -50,6 +50,20 @@ int status_of(const ProxyError& e) {
     return 500;
 }
 
+/// The toxics a create or populate body brings, checked against its proxy before anything
+/// is created: a toxic for the other protocol is 400, two of one name 409.
+void check_toxics(const ProxyEntry& entry) {
+    for (std::size_t i = 0; i < entry.toxics.size(); ++i) {
+        const testkit::Toxic& t = entry.toxics[i];
+        if (!t.applies_to(entry.config.protocol))
+            throw ApiError(
+                400, fmt::format("toxic '{}' is not for {} proxies", t.type,
+                                 entry.config.protocol == testkit::Protocol::tcp ? "TCP" : "UDP"));
+        for (std::size_t j = 0; j < i; ++j)
+            if (entry.toxics[j].name == t.name) throw ApiError(409, "toxic already exists");
+    }
+}
+
 /// Runs `fn`, turning every failure into the error answer it stands for.
 template <class F>
 void guarded(httplib::Response& res, F&& fn) {
@@ -174,7 +188,8 @@ ApiServer::ApiServer(FaultProxy& proxy, const Address& address, std::string vers
                     "bind to " + address_.to_string());
     http_->set_payload_max_length(kMaxBody);
     http_->set_keep_alive_timeout(1);  // so that stop() does not wait long for idle clients
-    http_->set_read_timeout(std::chrono::seconds(5));
+    // An idle client holds a worker thread (and stop()) at most this long.
+    http_->set_read_timeout(std::chrono::seconds(2));
     routes();
 }
 
@@ -244,6 +259,7 @@ void ApiServer::routes() {
         guarded(res, [&] {
             const ProxyEntry entry =
                 proxy_entry_from_json(parse_body(req.body), "", kToxiproxyRules);
+            check_toxics(entry);
             const auto state = call_on_loop(loop, [&] {
                 auto created = p.create(entry.config);
                 for (const auto& t : entry.toxics)
@@ -261,9 +277,11 @@ void ApiServer::routes() {
             if (!body.is_array()) throw bad_body("expected a list of proxies");
             // Every entry is checked before any is applied: one bad entry creates none.
             std::vector<ProxyEntry> entries;
-            for (std::size_t i = 0; i < body.size(); ++i)
+            for (std::size_t i = 0; i < body.size(); ++i) {
                 entries.push_back(proxy_entry_from_json(body[i], fmt::format(" at proxy {}", i + 1),
                                                         kToxiproxyRules));
+                check_toxics(entries.back());
+            }
             // Then in order: the first that cannot start ends it, keeping those before.
             call_on_loop(loop, [&] {
                 for (const ProxyEntry& e : entries) {

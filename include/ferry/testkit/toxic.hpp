@@ -57,8 +57,9 @@ class ToxicError : public std::invalid_argument {
 
 /// How make_toxic treats what the caller left out or added.
 struct ToxicRules {
-    /// An attribute not given is 0 (Toxiproxy's rule: Go's zero value), then
-    /// checked like any other; otherwise a required attribute is an error.
+    /// A required attribute not given is 0 (Toxiproxy's rule: Go's zero
+    /// value), then checked like any other; otherwise it is an error. Those
+    /// with a default (jitter 0, a reorder's hold 100) keep it either way.
     bool missing_is_zero = false;
     /// An attribute the type does not have is ignored (Toxiproxy's rule);
     /// otherwise it is an error that lists the type's attributes.

@@ -163,7 +163,7 @@ Toxic make_toxic(std::string_view type_name, Direction direction,
     }
     for (const Key& k : type.keys) {
         if (spec.has(k.name)) continue;
-        if (rules.missing_is_zero && k.need != Need::optional) {
+        if (rules.missing_is_zero && k.need == Need::required) {
             check_value(type, k, 0);
             spec.attributes[k.name] = 0;
             continue;
