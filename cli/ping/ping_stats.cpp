@@ -82,10 +82,13 @@ std::string Stats::json(const std::string& host, const std::string& address, std
     j["time_ms"] = whole_ms(elapsed);
     if (timed_ != 0) {
         const double avg = sum_ms_ / double(timed_);
-        j["rtt_ms"] = {{"min", min_ms_},
-                       {"avg", avg},
-                       {"max", max_ms_},
-                       {"mdev", std::sqrt(std::max(0.0, sum2_ms_ / double(timed_) - avg * avg))}};
+        // To the microsecond, as the clock behind them measures.
+        const auto us = [](double ms) { return std::round(ms * 1000.0) / 1000.0; };
+        j["rtt_ms"] = {
+            {"min", us(min_ms_)},
+            {"avg", us(avg)},
+            {"max", us(max_ms_)},
+            {"mdev", us(std::sqrt(std::max(0.0, sum2_ms_ / double(timed_) - avg * avg)))}};
     } else {
         j["rtt_ms"] = nullptr;
     }
