@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
     ferry::cli::add_proxy(app, run);
     ferry::cli::add_echo(app, run);
     ferry::cli::add_ping(app, run);
+    ferry::cli::add_multicast(app, run);
 
     // CLI11 would report a mistyped command as "A subcommand is required".
     const auto known = [&app](const std::string& name) {

@@ -32,6 +32,7 @@ void add_bench(CLI::App& app, Runner& run);
 void add_proxy(CLI::App& app, Runner& run);
 void add_echo(CLI::App& app, Runner& run);
 void add_ping(CLI::App& app, Runner& run);
+void add_multicast(CLI::App& app, Runner& run);
 
 /// A CLI11 check for a port: a number in 0..65535 or a service name.
 CLI::Validator port_validator();

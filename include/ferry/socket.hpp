@@ -29,6 +29,50 @@ enum class Shutdown { read = SHUT_RD, write = SHUT_WR, both = SHUT_RDWR };
 class Socket;
 struct Accepted;
 
+/// Whether `address` is an IP multicast group: IPv4 224.0.0.0/4, IPv6 ff00::/8.
+[[nodiscard]] bool is_multicast_group(const Address& address) noexcept;
+
+/// The interface a multicast membership or outgoing multicast uses: any (the
+/// default: the kernel picks the interface of its route to the group), a name
+/// (`eth0`, looked up with if_nametoindex(3) each time it is used, so an
+/// interface that comes and goes is found again), an index, or one of the
+/// interface's addresses. A plain value, cheap to copy.
+///
+/// An IPv4 address given for an IPv4 group goes to the kernel as it is (the
+/// classic IP_ADD_MEMBERSHIP and IP_MULTICAST_IF contract, where the address
+/// also becomes the source of outgoing multicast); in every other case the
+/// address names the interface that holds it (getifaddrs(3)).
+class MulticastInterface {
+  public:
+    /// Any interface: the kernel's choice.
+    MulticastInterface() noexcept = default;
+    static MulticastInterface named(std::string name);
+    static MulticastInterface with_index(unsigned index);
+    /// An IPv4 or IPv6 address of the interface; the port is ignored.
+    static MulticastInterface with_address(const Address& address);
+    /// The command-line form: a numeric IPv4 or IPv6 address is an address,
+    /// anything else an interface name. Empty text is any interface.
+    static MulticastInterface parse(std::string_view text);
+
+    [[nodiscard]] bool is_any() const noexcept { return kind_ == Kind::any; }
+    /// The IPv4 address given with with_address(), or nullptr for any other form.
+    [[nodiscard]] const Address* ipv4_address() const noexcept;
+    /// The interface index now: 0 for any interface, if_nametoindex() for a
+    /// name, the interface holding the address for an address. Throws Error
+    /// (ENODEV) naming what was looked for: `interface eth9: No such device`,
+    /// `interface with address 192.0.2.1: No such device`.
+    [[nodiscard]] unsigned index() const;
+    /// As given: `eth0`, `10.0.0.1`, `interface 3`; `any interface` for the default.
+    [[nodiscard]] std::string to_string() const;
+
+  private:
+    enum class Kind { any, name, index, address };
+    Kind kind_ = Kind::any;
+    std::string name_;
+    unsigned index_ = 0;
+    Address address_;
+};
+
 struct Received {
     std::size_t size = 0;
     Address from;
@@ -142,6 +186,64 @@ class Socket {
     void set_broadcast(bool on) { set_option<int>(SOL_SOCKET, SO_BROADCAST, on); }
     void set_no_delay(bool on);
     void set_v6_only(bool on);
+
+    // Multicast, IPv4 and IPv6. A membership belongs to the socket: closing it
+    // leaves every group it joined. Datagrams for a group reach a socket bound
+    // to the group's port (bind the group address itself to receive only that
+    // group), on an interface where some socket of the host joined the group.
+    //
+    // Errors are Error with the call, the group and the interface:
+    // `join group 239.1.2.3 on eth0: No such device`. The family of a
+    // membership is the group's; a group that is not multicast, or a source of
+    // another family than the group's, is EINVAL before any system call (a
+    // group that is not IP at all, EAFNOSUPPORT).
+
+    /// Joins `group` on `on` (IP_ADD_MEMBERSHIP with an ip_mreqn for IPv4,
+    /// IPV6_JOIN_GROUP for IPv6). Joining twice on the same interface is
+    /// EADDRINUSE; with no interface and no route to the group, ENODEV. An IPv6
+    /// group needs an interface unless the routing table has a route to it.
+    void join_group(const Address& group, const MulticastInterface& on = {});
+    /// Leaves a group joined on the same interface (IP_DROP_MEMBERSHIP,
+    /// IPV6_LEAVE_GROUP); a group this socket has not joined is EADDRNOTAVAIL.
+    void leave_group(const Address& group, const MulticastInterface& on = {});
+    /// Source-specific join: only datagrams from `source` to `group` reach this
+    /// socket. Call once per source. IPv4 with any interface or an IPv4 address
+    /// uses IP_ADD_SOURCE_MEMBERSHIP; otherwise (an interface by name or index,
+    /// and every IPv6 group) MCAST_JOIN_SOURCE_GROUP. After join_group() for
+    /// the same group and interface it narrows that membership to the sources
+    /// given; the same source twice is EADDRNOTAVAIL.
+    void join_source_group(const Address& group, const Address& source,
+                           const MulticastInterface& on = {});
+    /// Drops one source of a source-specific membership (the last one leaves
+    /// the group); a source not joined is EADDRNOTAVAIL.
+    void leave_source_group(const Address& group, const Address& source,
+                            const MulticastInterface& on = {});
+
+    // The sending side; the family is the socket's (SO_DOMAIN).
+
+    /// How many routers outgoing multicast may cross (IP_MULTICAST_TTL,
+    /// IPV6_MULTICAST_HOPS): 1 (the kernel's default) keeps it on the local
+    /// network, 0 is meant to keep it on this host. But Linux drops a TTL-0
+    /// datagram only on its way through the local members' path: when this
+    /// host has itself joined the group on the outgoing interface (for IPv6,
+    /// and loop is on). Otherwise it goes out with TTL 0, and the hosts on the
+    /// link accept it. Outside 0..255 the kernel answers EINVAL.
+    void set_multicast_ttl(int ttl);
+    [[nodiscard]] int multicast_ttl() const;
+    /// Whether this host's own members of the group get a copy of what this
+    /// socket sends (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP; the kernel's default: on).
+    void set_multicast_loop(bool on);
+    [[nodiscard]] bool multicast_loop() const;
+    /// The interface outgoing multicast leaves by (IP_MULTICAST_IF with an
+    /// ip_mreqn, IPV6_MULTICAST_IF); any interface restores the routing
+    /// table's choice. An unknown interface is ENODEV; for IPv4, an address no
+    /// interface holds is EADDRNOTAVAIL.
+    void set_multicast_interface(const MulticastInterface& on);
+    /// Whether a socket bound to a wildcard or group address also gets the
+    /// groups that other sockets of the host joined (IP_MULTICAST_ALL,
+    /// IPV6_MULTICAST_ALL). Linux's default is on; a receiver that wants only
+    /// what it joined turns it off.
+    void set_multicast_all(bool on);
 
     /// Waits until the socket is ready for `events` (POLLIN/POLLOUT) or the
     /// deadline passes; returns false on timeout. EINTR is retried.
