@@ -1,5 +1,9 @@
-// ferry tour: every classic program's server and client over loopback, one after another.
+// ferry tour: every classic program's server and client over loopback, one after another,
+// then the socket kinds beyond them that run on one host (ping, multicast on lo, SOCK_SEQPACKET).
+#include <stdlib.h>
+
 #include <csignal>
+#include <filesystem>
 #include <memory>
 #include <regex>
 
@@ -12,9 +16,13 @@ namespace {
 
 struct Step {
     std::string title;
-    std::vector<std::string> server;  // arguments after "ferry"; "-p 0" is added
-    std::vector<std::string> client;  // "{port}" is replaced by the server's port
-    std::string input;                // the client's standard input
+    /// Arguments after "ferry"; "-p 0" is added unless `port` is false. None: a client alone.
+    std::vector<std::string> server;
+    /// "{port}" is replaced by the server's port, "{dir}" (here and in `server`) by a
+    /// temporary directory of the step's own, for Unix socket paths.
+    std::vector<std::string> client;
+    std::string input;  // the client's standard input
+    bool port = true;
 };
 
 std::vector<Step> steps() {
@@ -60,6 +68,20 @@ std::vector<Step> steps() {
          {"timestamp", "server", "127.0.0.1", "--udp"},
          {"timestamp", "client", "127.0.0.1", "-p", "{port}", "--udp"},
          "hello\nworld\n"},
+        {"ping: three ICMP echoes to 127.0.0.1",
+         {},
+         {"ping", "-c", "3", "-i", "0.2", "127.0.0.1"},
+         ""},
+        {"multicast: a group joined on the loopback interface",
+         {"multicast", "receiver", "239.255.0.1", "--interface", "lo"},
+         {"multicast", "sender", "239.255.0.1", "--interface", "127.0.0.1", "-p", "{port}"},
+         ""},
+        {"echo over a Unix SOCK_SEQPACKET socket: 100 messages of 64 KiB, boundaries kept",
+         {"echo", "server", "-U", "{dir}/echo.sock", "--seqpacket"},
+         {"echo", "client", "-U", "{dir}/echo.sock", "--seqpacket", "--count", "100", "--size",
+          "65536"},
+         "",
+         false},
     };
 }
 
@@ -70,38 +92,75 @@ std::string joined(const std::vector<std::string>& args) {
     return text;
 }
 
+/// A directory of the step's own, removed with what the step left in it.
+class StepDir {
+  public:
+    StepDir() {
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "ferry-tour-XXXXXX").string();
+        if (::mkdtemp(pattern.data()) == nullptr) throw Failure("mkdtemp: cannot make a directory");
+        path_ = pattern;
+    }
+    ~StepDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    StepDir(const StepDir&) = delete;
+    StepDir& operator=(const StepDir&) = delete;
+    [[nodiscard]] const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+std::vector<std::string> with_values(const std::vector<std::string>& args, const std::string& port,
+                                     const std::string& dir) {
+    std::vector<std::string> out;
+    for (std::string a : args) {
+        if (a == "{port}") a = port;
+        if (const auto at = a.find("{dir}"); at != std::string::npos) a.replace(at, 5, dir);
+        out.push_back(std::move(a));
+    }
+    return out;
+}
+
 void show_step(const std::string& self, const Step& step) {
     const auto deadline = Clock::now() + std::chrono::seconds(60);
+    const StepDir dir;
     say("");
     say("=== {} ===", step.title);
-    std::vector<std::string> server_args = step.server;
-    server_args.insert(server_args.end(), {"-p", "0"});
-    say("$ {} &", joined(server_args));
-    server_args.insert(server_args.begin(), self);
-    ChildProcess server(server_args);
-
-    static const std::regex listening(R"(Listening at .*:(\d+)$)");
+    std::unique_ptr<ChildProcess> server;
     std::string port;
-    while (port.empty()) {
-        const auto line = server.read_line(deadline);
-        if (!line) throw Failure("the " + step.server.front() + " server exited before listening");
-        say("  server| {}", *line);
-        std::smatch m;
-        if (std::regex_search(*line, m, listening)) port = m[1];
+    if (!step.server.empty()) {
+        std::vector<std::string> server_args = with_values(step.server, "", dir.path());
+        if (step.port) server_args.insert(server_args.end(), {"-p", "0"});
+        say("$ {} &", joined(server_args));
+        server_args.insert(server_args.begin(), self);
+        server = std::make_unique<ChildProcess>(server_args);
+        // Ready once it says where it listens: `Listening at 127.0.0.1:PORT`, or a path.
+        static const std::regex with_port(R"(^Listening at .*:(\d+)$)");
+        for (bool ready = false; !ready;) {
+            const auto line = server->read_line(deadline);
+            if (!line)
+                throw Failure("the " + step.server.front() + " server exited before listening");
+            say("  server| {}", *line);
+            std::smatch m;
+            if (std::regex_search(*line, m, with_port)) port = m[1];
+            ready = line->rfind("Listening at ", 0) == 0;
+        }
     }
 
-    std::vector<std::string> client_args;
-    for (const std::string& a : step.client)
-        client_args.push_back(a == "{port}" ? port : a);
+    std::vector<std::string> client_args = with_values(step.client, port, dir.path());
     say("$ {}{}", joined(client_args), step.input.empty() ? "" : "  (input: hello, world)");
     client_args.insert(client_args.begin(), self);
     ChildProcess client(client_args, step.input);
     for (const std::string& line : client.read_rest(deadline))
         say("  client| {}", line);
     say("  client exit status {}", client.wait(deadline));
+    if (!server) return;
 
-    const int status = server.stop(SIGTERM, deadline);
-    for (const std::string& line : server.read_rest(deadline))
+    const int status = server->stop(SIGTERM, deadline);
+    for (const std::string& line : server->read_rest(deadline))
         say("  server| {}", line);
     say("  server stopped by SIGTERM, exit status {}", status);
 }
@@ -109,7 +168,8 @@ void show_step(const std::string& self, const Step& step) {
 int run_tour() {
     const std::string self = self_executable();
     say("A tour of the classic programs: each server on a port the kernel picks (-p 0),");
-    say("its client against it, then SIGTERM to the server. All traffic stays on 127.0.0.0/8.");
+    say("its client against it, then SIGTERM to the server. Then ping, multicast and");
+    say("SOCK_SEQPACKET. All traffic stays on this host: 127.0.0.0/8 and Unix sockets.");
     for (const Step& step : steps())
         show_step(self, step);
     return 0;
@@ -121,7 +181,8 @@ void add_tour(CLI::App& app, Runner& run) {
     CLI::App* cmd = app.add_subcommand(
         "tour",
         "Run every classic program's server and client over loopback and show their "
-        "transcripts (the job `make demo` runs). Example: ferry tour");
+        "transcripts, then ping 127.0.0.1, multicast on the loopback interface and echo over a "
+        "Unix SOCK_SEQPACKET socket (the job `make demo` runs). Example: ferry tour");
     cmd->callback([&run] { run = [] { return run_tour(); }; });
 }
 

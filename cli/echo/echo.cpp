@@ -5,12 +5,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <memory>
 #include <thread>
 
 #include "common/command.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
+#include "common/unix_socket_file.hpp"
 #include "ferry/error.hpp"
 
 namespace ferry::cli {
@@ -36,8 +38,27 @@ ServerLimits limits_from(const EchoOptions& o) {
     limits.stalled_timeout = seconds(o.stalled_timeout);
     limits.drain_timeout = seconds(o.drain_timeout);
     limits.threads = o.threads.value_or(o.model == "pool" ? 4 : 1);
+    limits.max_message = o.max_frame;
     return limits;
 }
+
+/// The echo service, plus one line on stderr for each client dropped for what
+/// it sent (a frame or message over --max-frame, a malformed one).
+class ReportingEcho final : public StreamHandler {
+  public:
+    ReportingEcho(Framing framing, std::size_t max_frame) : echo_(framing, max_frame) {}
+    std::size_t on_data(Buffer& input, Buffer& output) const override {
+        return echo_.on_data(input, output);
+    }
+    // Called from any serving thread or forked child: one fprintf is one
+    // locked write of the whole line, and it cannot throw.
+    void on_frame_error(const Error& why) const noexcept override {
+        std::fprintf(stderr, "ferry: dropped a client: %s\n", why.what());
+    }
+
+  private:
+    EchoHandler echo_;
+};
 
 void print_summary(const ServerStats& st) {
     say("Stopped: {} connections accepted, {} refused, {} dropped idle, {} dropped for not "
@@ -51,16 +72,22 @@ void print_summary(const ServerStats& st) {
 int run_echo_server(const EchoOptions& o) {
     if (o.udp) return run_udp_echo_server(o);
     const Model model = *parse_model(o.model);
-    const EchoHandler handler(Framing::parse(o.framing), o.max_frame);
+    const ReportingEcho handler(Framing::parse(o.framing), o.max_frame);
     // Signals are blocked before any thread starts, so they all inherit the
     // mask and only the watcher below ever sees SIGINT/SIGTERM.
     StopSignals stop;
     const Address address = echo_address(o, true);
-    if (!o.unix_path.empty())
-        ::unlink(o.unix_path.c_str());  // a stale socket file from a previous run
-    StreamServer server(address, model, limits_from(o), handler);
-    say("Listening at {} (model {}, framing {})", server.local_address().to_string(),
-        model_name(model), o.framing);
+    const int socktype = o.seqpacket ? SOCK_SEQPACKET : SOCK_STREAM;
+    SocketFile file;  // declared before the server: removed after its socket is closed
+    remove_stale_socket_file(o.unix_path, address, socktype);
+    StreamServer server(address, model, limits_from(o), handler, socktype);
+    file.bound(o.unix_path);
+    if (o.seqpacket)
+        say("Listening at {} (model {}, seqpacket, messages up to {} bytes)",
+            server.local_address().to_string(), model_name(model), o.max_frame);
+    else
+        say("Listening at {} (model {}, framing {})", server.local_address().to_string(),
+            model_name(model), o.framing);
 
     Fd done(::eventfd(0, EFD_CLOEXEC));
     std::thread watcher([&] {
@@ -80,7 +107,6 @@ int run_echo_server(const EchoOptions& o) {
     const std::uint64_t one = 1;
     [[maybe_unused]] const ssize_t n = ::write(done.get(), &one, sizeof one);
     watcher.join();
-    if (!o.unix_path.empty()) ::unlink(o.unix_path.c_str());
     print_summary(server.stats());
     return 0;
 }
@@ -89,10 +115,18 @@ namespace {
 
 void add_endpoint_options(CLI::App* cmd, EchoOptions& o) {
     add_port_option(cmd, o.port);
-    cmd->add_option("-U,--unix", o.unix_path, "a Unix stream socket at PATH instead of TCP");
+    cmd->add_option("-U,--unix", o.unix_path,
+                    "a Unix socket at PATH instead of TCP: a stream, or with --seqpacket messages")
+        ->type_name("PATH");
+    cmd->add_flag("--seqpacket", o.seqpacket,
+                  "with -U: SOCK_SEQPACKET, the kernel keeps message boundaries. The server echoes "
+                  "each message (1 byte to --max-frame) as exactly one message, with every "
+                  "model; the client sends each message as one and checks that each echo is "
+                  "exactly it");
     cmd->add_flag("-u,--udp", o.udp, "UDP: every datagram is one message");
     cmd->add_option("--framing", o.framing,
-                    "raw, line, fixed:N or length (32-bit big-endian prefix)")
+                    "raw, line, fixed:N or length (32-bit big-endian prefix). With --seqpacket "
+                    "only raw, others are refused: the kernel already keeps each message whole")
         ->check([](const std::string& text) -> std::string {
             try {
                 Framing::parse(text);
@@ -102,9 +136,28 @@ void add_endpoint_options(CLI::App* cmd, EchoOptions& o) {
             }
         })
         ->capture_default_str();
-    cmd->add_option("--max-frame", o.max_frame, "largest message in bytes")
+    cmd->add_option("--max-frame", o.max_frame,
+                    "largest message in bytes. With --seqpacket it is the server's read buffer: a "
+                    "longer message drops the client with one line on stderr, and is never "
+                    "echoed cut short")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
         ->capture_default_str();
+}
+
+/// The combinations of -U, -u, --seqpacket and --framing, checked before any socket is opened.
+void check_transport(const EchoOptions& o) {
+    if (o.seqpacket && o.udp)
+        throw CLI::ValidationError(
+            "--seqpacket is a Unix socket type (with -U PATH): it does not combine with -u");
+    if (o.seqpacket && o.unix_path.empty())
+        throw CLI::ValidationError(
+            "--seqpacket needs -U PATH (SOCK_SEQPACKET is a Unix socket here)");
+    if (o.seqpacket && o.framing != "raw")
+        throw CLI::ValidationError("--framing " + o.framing +
+                                   " with --seqpacket: the kernel keeps each message whole, so "
+                                   "only raw applies");
+    if (o.udp && !o.unix_path.empty())
+        throw CLI::ValidationError("-U", "-U and -u cannot be combined");
 }
 
 }  // namespace
@@ -124,7 +177,7 @@ void add_echo(CLI::App& app, Runner& run) {
     server
         ->add_option("--model", o->model,
                      "iterative, thread, pool, fork, select, poll, epoll or uring "
-                     "(UDP: iterative, select, poll or epoll)")
+                     "(UDP: iterative, select, poll or epoll; --seqpacket: every model)")
         ->check(CLI::IsMember(
             {"iterative", "thread", "pool", "fork", "select", "poll", "epoll", "uring"}))
         ->capture_default_str();
@@ -160,14 +213,13 @@ void add_echo(CLI::App& app, Runner& run) {
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     server->callback([o, &run] {
+        check_transport(*o);
         if (o->udp && !(o->model == "iterative" || o->model == "select" || o->model == "poll" ||
                         o->model == "epoll"))
             throw CLI::ValidationError(
                 "--model",
                 "model " + o->model +
                     " serves stream sockets only; UDP takes iterative, select, poll or epoll");
-        if (o->udp && !o->unix_path.empty())
-            throw CLI::ValidationError("-U", "-U and -u cannot be combined");
         run = [o] { return run_echo_server(*o); };
     });
 
@@ -189,6 +241,7 @@ void add_echo(CLI::App& app, Runner& run) {
         "UDP: retransmit with backoff and request IDs (ferry's reliable request/response)");
     client->add_option("--seed", o->seed, "seed for the generated messages")->capture_default_str();
     client->callback([o, &run] {
+        check_transport(*o);
         if (o->retry && !o->udp) throw CLI::ValidationError("--retry", "--retry needs -u (UDP)");
         run = [o] { return run_echo_client(*o); };
     });

@@ -11,7 +11,8 @@ namespace ferry::cli {
 struct EchoOptions {
     std::string host = "127.0.0.1";
     std::string port = "1060";
-    std::string unix_path;  ///< -U: a Unix stream socket instead of TCP
+    std::string unix_path;   ///< -U: a Unix socket instead of TCP (stream, or seqpacket)
+    bool seqpacket = false;  ///< --seqpacket: -U is SOCK_SEQPACKET, one message per send
     bool udp = false;
     std::string model = "epoll";
     std::string framing = "raw";

@@ -1,6 +1,9 @@
 // ferry echo client: messages out, echoes back, each one checked.
+#include <poll.h>
+
 #include <iostream>
 #include <random>
+#include <vector>
 
 #include "common/command.hpp"
 #include "common/output.hpp"
@@ -10,6 +13,7 @@
 #include "ferry/error.hpp"
 #include "ferry/framing.hpp"
 #include "ferry/reliable_udp.hpp"
+#include "ferry/server/message_io.hpp"
 
 namespace ferry::cli {
 namespace {
@@ -51,13 +55,24 @@ std::string generated(std::mt19937& random, std::size_t size, bool printable) {
     return message;
 }
 
-Socket connect_stream(const EchoOptions& o) {
-    if (!o.unix_path.empty()) {
-        Socket s(AF_UNIX, SOCK_STREAM);
-        s.set_timeout(seconds(o.timeout));
+/// Connects to the Unix socket of -U with `socktype`; a server of the other
+/// type there answers EPROTOTYPE, which gets a hint about --seqpacket.
+Socket connect_unix(const EchoOptions& o, int socktype) {
+    Socket s(AF_UNIX, socktype);
+    s.set_timeout(seconds(o.timeout));
+    try {
         s.connect(Address::unix_path(o.unix_path));
-        return s;
+    } catch (const Error& e) {
+        if (e.code() != std::errc::wrong_protocol_type) throw;
+        throw Failure(fmt::format("{} (the server there is not SOCK_{}: {} --seqpacket?)", e.what(),
+                                  socktype_name(socktype),
+                                  socktype == SOCK_STREAM ? "add" : "drop"));
     }
+    return s;
+}
+
+Socket connect_stream(const EchoOptions& o) {
+    if (!o.unix_path.empty()) return connect_unix(o, SOCK_STREAM);
     ConnectOptions connect;
     connect.timeout = seconds(o.timeout);
     connect.socktype = o.udp ? SOCK_DGRAM : SOCK_STREAM;
@@ -88,6 +103,71 @@ int run_stream_client(const EchoOptions& o, const Framing& framing) {
         throw Failure(fmt::format("{} of {} echoes differed from what was sent", wrong, *o.count));
     say("Echoed {} of {} messages correctly ({} bytes each, framing {})", *o.count, *o.count,
         o.size, framing.to_string());
+    return 0;
+}
+
+/// One message's echo over SOCK_SEQPACKET: exactly one message back, of at
+/// most `room` bytes (a longer one is Error(Errc::frame_too_large)); waits
+/// until the socket's timeout. The server closing first is a Failure.
+std::string receive_echo(Socket& sock, std::vector<char>& area, const std::string& server) {
+    const Deadline deadline = sock.deadline_from_now();
+    for (;;) {
+        if (const IoResult n =
+                recv_message(sock.fd(), area.data(), area.size(), "recv from " + server)) {
+            if (*n == 0) throw Failure(fmt::format("{} closed the connection", server));
+            return std::string(area.data(), *n);
+        }
+        if (!sock.wait(POLLIN, deadline)) throw TimeoutError("recv from " + server);
+    }
+}
+
+/// --seqpacket: each message is one send, each echo one receive, and an echo
+/// must be that message exactly: the kernel keeps the boundaries, so there is
+/// no framing to add.
+int run_message_client(const EchoOptions& o) {
+    Socket sock = connect_unix(o, SOCK_SEQPACKET);
+    const std::string server = o.unix_path;
+    const auto send_one = [&](std::string_view message) {
+        fit_send_buffer(sock.fd(), message.size());
+        const IoResult n = sock.send(message);
+        // A message socket sends a message whole or not at all.
+        if (!n || *n != message.size())
+            throw Failure(fmt::format("send to {}: a {}-byte message was not sent whole", server,
+                                      message.size()));
+    };
+    std::vector<char> area;
+    if (!o.count) {
+        std::string line;
+        while (std::getline(std::cin, line)) {
+            if (line.empty())
+                throw Failure(
+                    "an empty line cannot be sent over --seqpacket: an empty message reads as "
+                    "end of stream");
+            send_one(line);
+            // Room for one byte more than was sent: a longer echo shows as longer.
+            area.resize(line.size() + 1);
+            say("{}", receive_echo(sock, area, server));
+        }
+        return 0;
+    }
+    std::mt19937 random(o.seed);
+    area.resize(o.size + 1);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < *o.count; ++i) {
+        const std::string message = generated(random, o.size, false);
+        send_one(message);
+        try {
+            if (receive_echo(sock, area, server) != message) ++wrong;
+        } catch (const Error& e) {
+            if (e.code() != make_error_code(Errc::frame_too_large)) throw;
+            ++wrong;  // an echo longer than the message
+        }
+    }
+    if (wrong != 0)
+        throw Failure(
+            fmt::format("{} of {} echoes were not exactly the message sent", wrong, *o.count));
+    say("Echoed {} of {} messages correctly ({} bytes each, one message each way, seqpacket)",
+        *o.count, *o.count, o.size);
     return 0;
 }
 
@@ -158,6 +238,7 @@ int run_datagram_client(const EchoOptions& o) {
 
 int run_echo_client(const EchoOptions& o) {
     if (o.udp) return run_datagram_client(o);
+    if (o.seqpacket) return run_message_client(o);
     return run_stream_client(o, Framing::parse(o.framing));
 }
 

@@ -112,9 +112,17 @@ int run_connect(const ConnectCommand& o) {
     std::string peer;
     if (!o.net.unix_path.empty()) {
         const Address address = Address::unix_path(o.net.unix_path);
-        sock = Socket(AF_UNIX, SOCK_STREAM);
+        sock = Socket(AF_UNIX, o.net.socktype());
         if (o.net.wait) sock.set_timeout(seconds(*o.net.wait));
-        sock.connect(address);
+        try {
+            sock.connect(address);
+        } catch (const Error& e) {
+            // A listener of the other type answers EPROTOTYPE (unix_find_bsd).
+            if (e.code() != std::errc::wrong_protocol_type) throw;
+            throw Failure(fmt::format("{} (the server there is not SOCK_{}: {} --seqpacket?)",
+                                      e.what(), socktype_name(o.net.socktype()),
+                                      o.net.seqpacket ? "drop" : "add"));
+        }
         peer = address.to_string();
     } else {
         ConnectOptions options;
@@ -251,10 +259,14 @@ void add_connect(CLI::App& app, Runner& run) {
         "is sent; each connect waits -w seconds, default 1); exit 0 if any port is open.\n"
         "Exit: 0 when the session ended normally; 1 on a run-time failure (unknown host, refused, "
         "reset by peer, standard output closed, -w idle); 2 on bad usage.\n"
+        "-U PATH --seqpacket: a Unix SOCK_SEQPACKET socket; each read of standard input (up to "
+        "64 KiB) is one message, each message received is written out whole, a longer one is an "
+        "error (exit 1), end of input is the half-close.\n"
         "Examples:\n"
         "  ferry listen 127.0.0.1 5000 > received &  ferry connect 127.0.0.1 5000 < file\n"
         "  ferry connect -z 127.0.0.1 8000-8100\n"
-        "  ferry connect -U app.sock");
+        "  ferry connect -U app.sock\n"
+        "  ferry connect -U app.sock --seqpacket");
     cmd->add_option("host", o->host_arg, "host name or numeric address ([::1] works too)")
         ->type_name("HOST");
     cmd->add_option("port", o->port_arg,

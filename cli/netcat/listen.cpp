@@ -1,7 +1,6 @@
 // ferry listen [HOST] PORT: netcat's server. Waits for one client (-k: one
 // after another), then standard input to it and it to standard output.
 #include <poll.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +15,7 @@
 
 #include "common/command.hpp"
 #include "common/stop_signals.hpp"
+#include "common/unix_socket_file.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
 #include "netcat/relay.hpp"
@@ -58,57 +58,13 @@ void note(fmt::format_string<Args...> format, Args&&... args) {
     std::fputc('\n', stderr);
 }
 
-/// Removes the socket file this process bound when it ends, and only that
-/// file: if somebody replaced it meanwhile, theirs stays.
-class SocketFile {
-  public:
-    SocketFile() = default;
-    SocketFile(const SocketFile&) = delete;
-    SocketFile& operator=(const SocketFile&) = delete;
-    ~SocketFile() {
-        struct stat now {};
-        if (armed_ && ::lstat(path_.c_str(), &now) == 0 && S_ISSOCK(now.st_mode) &&
-            now.st_dev == bound_.st_dev && now.st_ino == bound_.st_ino)
-            ::unlink(path_.c_str());
-    }
-    void bound(const std::string& path) {
-        path_ = path;
-        armed_ = ::lstat(path_.c_str(), &bound_) == 0;
-    }
-
-  private:
-    std::string path_;
-    struct stat bound_ {};
-    bool armed_ = false;
-};
-
-/// A socket file left by a server that is gone is removed, so that the bind
-/// succeeds; one a server still listens at, or a file that is not a socket,
-/// stays, and the bind fails with a line saying why.
-void remove_stale_socket_file(const std::string& path, const Address& address) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) return;  // nothing there (or the bind will say why)
-    const std::string context = "bind to " + path;
-    if (!S_ISSOCK(st.st_mode))
-        throw Failure(context +
-                      ": Address already in use (a file that is not a socket: left alone)");
-    // Only a listening socket accepts a connect; a stale file refuses it.
-    // Non-blocking, so a live server with a full backlog answers EAGAIN at once.
-    Socket probe(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK);
-    if (::connect(probe.fd(), address.data(), address.size()) == 0 || errno == EAGAIN)
-        throw Failure(context + ": Address already in use (a server is listening there)");
-    if (errno != ECONNREFUSED) throw_errno(context);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("remove stale socket " + path);
-}
-
 Socket open_listener(const ListenCommand& o, SocketFile& file) {
     if (!o.net.unix_path.empty()) {
         const Address address = Address::unix_path(o.net.unix_path);
-        const bool abstract = o.net.unix_path.front() == '@';
-        if (!abstract) remove_stale_socket_file(o.net.unix_path, address);
-        Socket s(AF_UNIX, SOCK_STREAM);
+        remove_stale_socket_file(o.net.unix_path, address, o.net.socktype());
+        Socket s(AF_UNIX, o.net.socktype());
         s.bind(address);
-        if (!abstract) file.bound(o.net.unix_path);
+        file.bound(o.net.unix_path);
         s.listen(o.keep ? SOMAXCONN : 1);
         return s;
     }
@@ -223,14 +179,18 @@ void add_listen(CLI::App& app, Runner& run) {
         "-u: the first datagram's sender becomes the peer and replies go there; UDP has no end "
         "of stream, so the session ends by -q, -w or Ctrl-C (with -k the next sender is served).\n"
         "-U PATH: a socket file left by a server that is gone is replaced; a live one or a file "
-        "that is not a socket is left alone (exit 1). The file is removed on exit.\n"
+        "that is not a socket is left alone (exit 1). The file is removed on exit. With "
+        "--seqpacket the socket is SOCK_SEQPACKET: each read of standard input (up to 64 KiB) is "
+        "one message, each message received is written out whole, a longer one ends the session "
+        "(exit 1), end of input is the half-close.\n"
         "Ctrl-C or SIGTERM: close and exit 0. Exit 1 on a run-time failure (port in use, reset "
         "by peer, standard output closed, -w idle), 2 on bad usage.\n"
         "Examples:\n"
         "  ferry listen 5000 > received          (every IPv4 interface)\n"
         "  true | ferry listen -k 127.0.0.1 0 > log   (a sink for one client after another, any "
         "free port)\n"
-        "  ferry listen -U app.sock");
+        "  ferry listen -U app.sock\n"
+        "  ferry listen -U app.sock --seqpacket");
     cmd->add_option("host", o->first,
                     "interface to listen at: a name or numeric address ([::1] works too); default "
                     "every interface (IPv4, or '::' with -6). A lone argument is the PORT")

@@ -18,6 +18,7 @@
 #include "common/command.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
+#include "ferry/server/message_io.hpp"
 
 namespace ferry::cli {
 
@@ -89,8 +90,13 @@ Relay::~Relay() = default;
 
 RelayEnd Relay::run(Socket& sock, const std::string& peer) {
     sock.set_blocking(false);
-    const bool stream = sock.type() != SOCK_DGRAM;
-    const std::size_t in_chunk = stream ? kStreamChunk : kDatagramChunk;
+    const int type = sock.type();
+    const bool stream = type != SOCK_DGRAM;  // has an end of stream (SOCK_SEQPACKET too)
+    const bool messages = type == SOCK_SEQPACKET;
+    const std::size_t in_chunk = messages ? kMessageChunk : stream ? kStreamChunk : kDatagramChunk;
+    // One read of input is one message, and a message larger than the send
+    // buffer is refused (EMSGSIZE) rather than waited for.
+    if (messages) fit_send_buffer(sock.fd(), kMessageChunk);
     const int net = sock.fd();
     const int in = options_.in_fd;
     const int out = options_.out_fd;
@@ -213,15 +219,21 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
             (net_revents & (POLLOUT | POLLERR | POLLHUP)) != 0)
             send_pending();
         if ((net_events & POLLIN) != 0 && (net_revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
-            const ssize_t n = ::recv(net, down_->space(), kStreamChunk, 0);
-            if (n > 0) {
-                down_->filled(static_cast<std::size_t>(n));
-                last_data = Clock::now();
-                if (out_never_waits) write_pending();
-            } else if (n == 0) {
-                if (stream) net_read_open = false;  // an empty datagram is no end of stream
+            IoResult got;  // empty: nothing to read after all
+            if (messages) {
+                // A message is taken whole or refused: never written out cut short.
+                got = recv_message(net, down_->space(), kMessageChunk, "recv from " + peer);
+            } else if (const ssize_t n = ::recv(net, down_->space(), kStreamChunk, 0); n >= 0) {
+                got = static_cast<std::size_t>(n);
             } else if (!transient(errno)) {
                 throw_errno("recv from " + peer);
+            }
+            if (got && *got > 0) {
+                down_->filled(*got);
+                last_data = Clock::now();
+                if (out_never_waits) write_pending();
+            } else if (got) {
+                if (stream) net_read_open = false;  // an empty datagram is no end of stream
             }
         }
 
@@ -270,8 +282,14 @@ RelayOptions NetcatOptions::relay_options(int stop_fd) const {
 void add_netcat_options(CLI::App* cmd, NetcatOptions& o, const std::string& wait_help) {
     cmd->add_flag("-u,--udp", o.udp, "UDP instead of TCP");
     cmd->add_option("-U,--unix", o.unix_path,
-                    "a Unix stream socket at PATH instead of HOST PORT ('@name': abstract)")
+                    "a Unix socket at PATH instead of HOST PORT ('@name': abstract); a stream, "
+                    "or with --seqpacket messages")
         ->type_name("PATH");
+    cmd->add_flag("--seqpacket", o.seqpacket,
+                  "with -U: SOCK_SEQPACKET, the kernel keeps message boundaries. Each read of "
+                  "standard input (up to 64 KiB) is sent as one message, each message received is "
+                  "written out whole; a longer one ends the session (exit 1). End of input is the "
+                  "half-close, as on a stream; an empty message reads as end of stream");
     auto* v4 = cmd->add_flag("-4", o.ipv4, "IPv4 only");
     cmd->add_flag("-6", o.ipv6, "IPv6 only")->excludes(v4);
     cmd->add_option("-q,--quit-after-eof", o.quit,
@@ -286,6 +304,12 @@ void add_netcat_options(CLI::App* cmd, NetcatOptions& o, const std::string& wait
 }
 
 void check_netcat_options(const NetcatOptions& o) {
+    if (o.seqpacket && o.udp)
+        throw CLI::ValidationError(
+            "--seqpacket is a Unix socket type (with -U PATH): it does not combine with -u");
+    if (o.seqpacket && o.unix_path.empty())
+        throw CLI::ValidationError(
+            "--seqpacket needs -U PATH (SOCK_SEQPACKET is a Unix socket here)");
     if (o.unix_path.empty()) return;
     if (o.udp)
         throw CLI::ValidationError("-U is a Unix stream socket: it does not combine with -u");

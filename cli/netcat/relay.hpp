@@ -53,6 +53,14 @@ enum class RelayEnd {
 /// socket has no end of stream: its session ends only by -q, -w or stop_fd.
 /// An empty datagram writes nothing.
 ///
+/// A SOCK_SEQPACKET socket is relayed message by message: each read of
+/// standard input (at most kMessageChunk bytes) is sent as one message, each
+/// message received is written out whole before the next is read, and a
+/// message longer than kMessageChunk ends the session with Error
+/// (Errc::frame_too_large) rather than being written cut short. End of input
+/// is the half-close, as on a stream. An empty message reads as the peer's
+/// end of stream (the kernel cannot tell them apart).
+///
 /// One Relay serves one session at a time and remembers end of input across
 /// sessions (listen -k: once input has ended, later clients get end of input
 /// at once).
@@ -77,6 +85,8 @@ class Relay {
     static constexpr std::size_t kStreamChunk = 64 * 1024;
     /// The largest UDP payload over IPv4 (65535 - 20 - 8): one read of input, one datagram.
     static constexpr std::size_t kDatagramChunk = 65507;
+    /// SOCK_SEQPACKET: the largest message sent (one read of input) and received.
+    static constexpr std::size_t kMessageChunk = 64 * 1024;
 
   private:
     class Buffer;
@@ -89,25 +99,29 @@ class Relay {
 
 // --- The options connect and listen share ------------------------------------
 
-/// -u, -U, -4, -6, -q, -w as given on the command line.
+/// -u, -U, --seqpacket, -4, -6, -q, -w as given on the command line.
 struct NetcatOptions {
     bool udp = false;
-    std::string unix_path;  ///< -U: empty when not given
+    std::string unix_path;   ///< -U: empty when not given
+    bool seqpacket = false;  ///< --seqpacket: -U is SOCK_SEQPACKET
     bool ipv4 = false;
     bool ipv6 = false;
     std::optional<double> quit;  ///< -q seconds
     std::optional<double> wait;  ///< -w seconds
 
     [[nodiscard]] int family() const { return ipv4 ? AF_INET : ipv6 ? AF_INET6 : AF_UNSPEC; }
-    [[nodiscard]] int socktype() const { return udp ? SOCK_DGRAM : SOCK_STREAM; }
+    [[nodiscard]] int socktype() const {
+        return udp ? SOCK_DGRAM : seqpacket ? SOCK_SEQPACKET : SOCK_STREAM;
+    }
     [[nodiscard]] RelayOptions relay_options(int stop_fd) const;
 };
 
-/// Adds -u, -U, -4, -6, -q and -w to `cmd`; `wait_help` says what -w means there.
+/// Adds -u, -U, --seqpacket, -4, -6, -q and -w to `cmd`; `wait_help` says what -w means there.
 void add_netcat_options(CLI::App* cmd, NetcatOptions& o, const std::string& wait_help);
 
 /// Checks the combinations the options alone decide (-U with -u, -4 or -6,
-/// a -U path too long for sun_path); throws CLI::ValidationError (exit 2).
+/// --seqpacket without -U or with -u, a -U path too long for sun_path);
+/// throws CLI::ValidationError (exit 2).
 void check_netcat_options(const NetcatOptions& o);
 
 /// A host as given: `[::1]` (as in `[::1]:1060`) becomes `::1`.

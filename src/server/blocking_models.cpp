@@ -21,11 +21,6 @@ int ms_until(Clock::time_point deadline) {
     return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 60'000));
 }
 
-bool is_frame_error(const Error& e) {
-    return e.code() == make_error_code(Errc::frame_too_large) ||
-           e.code() == make_error_code(Errc::bad_frame);
-}
-
 /// Waits for a connection on the listener or for the stop signal; false once stopping.
 bool wait_for_client(StreamServer::Shared& s, int timeout_ms = -1) {
     pollfd fds[2] = {{s.listeners.front().fd(), POLLIN, 0}, {s.stop.get(), POLLIN, 0}};
@@ -43,8 +38,9 @@ bool wait_for_client(StreamServer::Shared& s, int timeout_ms = -1) {
 void serve_blocking(Socket socket, StreamServer::Shared& s) {
     const ServerLimits& limits = s.limits;
     ServerStats& stats = *s.stats;
+    ConnectionIo io = s.make_io();
     Buffer in;
-    Buffer out;
+    Outbox out;
     bool peer_done = false;  // the client shut down its writing side
     bool draining = false;   // stop() was called: answer what was read, then close
     bool write_shut = false;
@@ -54,6 +50,7 @@ void serve_blocking(Socket socket, StreamServer::Shared& s) {
     char discard[4096];
 
     try {
+        io.prepare(socket.fd());
         for (;;) {
             if (draining && out.empty() && !write_shut) {
                 ::shutdown(socket.fd(), SHUT_WR);
@@ -104,11 +101,11 @@ void serve_blocking(Socket socket, StreamServer::Shared& s) {
                 continue;
             }
             if (want_read && (got & (POLLIN | POLLHUP | POLLERR))) {
-                const IoResult n = in.read_from(socket.fd());
+                const IoResult n = io.read(socket.fd(), in);
                 if (n && *n == 0) peer_done = true;
                 if (n && *n > 0) {
                     stats.bytes_in += *n;
-                    stats.messages += s.handler->on_data(in, out);
+                    stats.messages += io.handle(*s.handler, in, out);
                     last_activity = now;
                 }
             }
@@ -125,7 +122,7 @@ void serve_blocking(Socket socket, StreamServer::Shared& s) {
             }
         }
     } catch (const Error& e) {
-        if (is_frame_error(e)) ++stats.dropped_bad_frame;
+        if (is_frame_error(e)) s.dropped_for(e);
         // Anything else (reset by peer, broken pipe) ends this connection only.
     }
 }

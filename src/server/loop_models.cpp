@@ -20,15 +20,10 @@ constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
 /// no buffer memory, busy ones never reallocate.
 constexpr auto kReleaseAfter = std::chrono::seconds(1);
 
-bool is_frame_error(const Error& e) {
-    return e.code() == make_error_code(Errc::frame_too_large) ||
-           e.code() == make_error_code(Errc::bad_frame);
-}
-
 class LoopWorker {
   public:
     LoopWorker(StreamServer::Shared& s, Socket& listener, Backend backend)
-        : s_(s), listener_(listener), loop_(backend), spare_(open_spare()) {
+        : s_(s), listener_(listener), loop_(backend), spare_(open_spare()), io_(s.make_io()) {
         is_tcp_ = listener_.family() != AF_UNIX;
     }
 
@@ -48,7 +43,7 @@ class LoopWorker {
     struct Conn {
         Socket socket;
         Buffer in;
-        Buffer out;
+        Outbox out;
         Clock::time_point last_activity;
         Clock::time_point stalled_since{};
         bool peer_done = false;
@@ -64,9 +59,14 @@ class LoopWorker {
                 refuse(std::move(client->socket), *s_.handler);
                 continue;
             }
+            const int fd = client->socket.fd();
+            try {
+                io_.prepare(fd);
+            } catch (const Error&) {
+                continue;  // no room for its replies: this connection only is closed
+            }
             ++s_.stats->accepted;
             ++s_.stats->open;
-            const int fd = client->socket.fd();
             if (is_tcp_) client->socket.set_no_delay(true);
             if (static_cast<std::size_t>(fd) >= conns_.size())
                 conns_.resize(static_cast<std::size_t>(fd) * 2 + 16);
@@ -92,14 +92,14 @@ class LoopWorker {
             const auto now = Clock::now();
             if ((ready & (events::readable | events::hangup | events::error)) && wants_read(c)) {
                 for (unsigned i = 0; i < s_.limits.max_reads_per_wakeup; ++i) {
-                    const IoResult n = c.in.read_from(fd);
+                    const IoResult n = io_.read(fd, c.in);
                     if (!n) break;
                     if (*n == 0) {
                         c.peer_done = true;
                         break;
                     }
                     bytes_in_ += *n;
-                    messages_ += s_.handler->on_data(c.in, c.out);
+                    messages_ += io_.handle(*s_.handler, c.in, c.out);
                     c.last_activity = now;
                     // Write now rather than wait for a writable event: the common
                     // case (a reply that fits the socket buffer) costs no epoll round.
@@ -107,13 +107,13 @@ class LoopWorker {
                     if (c.out.size() > s_.limits.output_high_water) break;
                     // Less than the room offered: the socket is drained, and one
                     // more read would only say EAGAIN (a system call per request).
-                    if (*n < Buffer::kReadSpill) break;
+                    if (io_.drained_by(*n)) break;
                 }
             }
             if ((ready & events::writable) && !c.out.empty()) flush(c);
             update(c);
         } catch (const Error& e) {
-            if (is_frame_error(e)) ++s_.stats->dropped_bad_frame;
+            if (is_frame_error(e)) s_.dropped_for(e);
             close(c);
         }
     }
@@ -205,6 +205,7 @@ class LoopWorker {
     Socket& listener_;
     EventLoop loop_;
     Fd spare_;
+    ConnectionIo io_;  // this loop's reads: every connection of a loop shares its read buffer
     bool is_tcp_ = true;
     std::vector<std::unique_ptr<Conn>> conns_;  // indexed by descriptor
     bool draining_ = false;

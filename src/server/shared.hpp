@@ -8,6 +8,7 @@
 
 #include "ferry/error.hpp"
 #include "ferry/poller.hpp"
+#include "ferry/server/connection_io.hpp"
 #include "ferry/server/stream_server.hpp"
 #include "ferry/socket.hpp"
 
@@ -16,6 +17,7 @@ namespace ferry {
 struct StreamServer::Shared {
     Model model = Model::epoll;
     std::vector<Socket> listeners;  // one, or one per loop with SO_REUSEPORT
+    int socktype = SOCK_STREAM;     // SOCK_SEQPACKET: messages, see ConnectionIo
     ServerLimits limits;
     const StreamHandler* handler;
     ServerStats* stats;
@@ -26,9 +28,27 @@ struct StreamServer::Shared {
         pollfd p{stop.get(), POLLIN, 0};
         return ::poll(&p, 1, 0) > 0;
     }
+
+    /// The reads and replies of one connection (or one thread's connections) for this socktype.
+    [[nodiscard]] ConnectionIo make_io() const {
+        return socktype == SOCK_SEQPACKET ? ConnectionIo(limits.max_message) : ConnectionIo();
+    }
+
+    /// Counts a connection dropped for what it sent, and tells the handler why.
+    void dropped_for(const Error& why) const noexcept {
+        ++stats->dropped_bad_frame;
+        handler->on_frame_error(why);
+    }
 };
 
 namespace detail {
+
+/// Whether `e` is about what the peer sent (a frame too large, malformed): the
+/// connection is dropped for it and counted, rather than failing on its own.
+inline bool is_frame_error(const Error& e) {
+    return e.code() == make_error_code(Errc::frame_too_large) ||
+           e.code() == make_error_code(Errc::bad_frame);
+}
 
 void run_iterative(StreamServer::Shared& s);
 void run_thread_per_client(StreamServer::Shared& s);

@@ -13,8 +13,8 @@ namespace {
 
 constexpr int kBacklog = 4096;
 
-Socket make_listener(const Address& address, bool reuse_port) {
-    Socket s(address.family(), SOCK_STREAM);
+Socket make_listener(const Address& address, int socktype, bool reuse_port) {
+    Socket s(address.family(), socktype);
     if (address.is_ip()) {
         s.set_reuse_address(true);
         if (reuse_port) s.set_reuse_port(true);
@@ -75,10 +75,20 @@ ServerStats* map_shared_stats() {
 }  // namespace
 
 StreamServer::StreamServer(const Address& address, Model model, ServerLimits limits,
-                           const StreamHandler& handler)
+                           const StreamHandler& handler, int socktype)
     : stats_(map_shared_stats()), shared_(std::make_unique<Shared>()) {
     if (limits.threads == 0) throw_errno(EINVAL, "a server with 0 threads");
     if (limits.max_connections == 0) throw_errno(EINVAL, "a server with room for 0 connections");
+    if (socktype != SOCK_STREAM && socktype != SOCK_SEQPACKET)
+        throw_errno(EINVAL, "a stream server of socket type " + socktype_name(socktype) +
+                                " (SOCK_STREAM or SOCK_SEQPACKET)");
+    // SOCK_SEQPACKET over IP would be SCTP, which these models do not speak.
+    if (socktype == SOCK_SEQPACKET && address.family() != AF_UNIX)
+        throw_errno(EINVAL, "a SOCK_SEQPACKET server at " + address.to_string() +
+                                " (Unix socket paths only)");
+    if (socktype == SOCK_SEQPACKET && limits.max_message == 0)
+        throw_errno(EINVAL, "a SOCK_SEQPACKET server for messages of at most 0 bytes");
+    shared_->socktype = socktype;
     shared_->limits = limits;
     shared_->handler = &handler;
     shared_->stats = stats_.get();
@@ -87,12 +97,12 @@ StreamServer::StreamServer(const Address& address, Model model, ServerLimits lim
     shared_->model = model;
 
     const bool per_loop = model == Model::epoll && limits.threads > 1 && address.is_ip();
-    shared_->listeners.push_back(make_listener(address, per_loop));
+    shared_->listeners.push_back(make_listener(address, socktype, per_loop));
     if (per_loop) {
         // The other loops bind the port the first one got (port 0 resolved).
         Address bound = shared_->listeners.front().local_address();
         for (unsigned i = 1; i < limits.threads; ++i)
-            shared_->listeners.push_back(make_listener(bound, true));
+            shared_->listeners.push_back(make_listener(bound, socktype, true));
     }
 }
 

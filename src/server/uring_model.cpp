@@ -31,8 +31,8 @@ struct UringConn {
     Buffer in;
     // Replies collect in `pending` while `sending` is in the kernel's hands:
     // the memory of a submitted send must not move until it completes.
-    Buffer pending;
-    Buffer sending;
+    Outbox pending;
+    Outbox sending;
     std::unique_ptr<char[]> receive_area;  // the target of the one receive in flight
     Op recv_op{OpKind::recv, this};
     Op send_op{OpKind::send, this};
@@ -47,11 +47,19 @@ struct UringConn {
 
 class UringWorker {
   public:
-    explicit UringWorker(StreamServer::Shared& s) : s_(s), listener_(s.listeners.front()) {
+    explicit UringWorker(StreamServer::Shared& s)
+        : s_(s), listener_(s.listeners.front()), io_(s.make_io()) {
         const int rc = ::io_uring_queue_init(kRingEntries, &ring_, 0);
         if (rc < 0) throw_errno(-rc, "io_uring_queue_init");
         is_tcp_ = listener_.family() != AF_UNIX;
         spare_ = open_spare();
+        // A message gets one byte more room than the largest allowed, and
+        // MSG_TRUNC makes a receive return a message's real length: a longer
+        // message shows as more than the maximum, never as a shortened one.
+        if (io_.messages()) {
+            recv_size_ = io_.max_message() + 1;
+            recv_flags_ = MSG_TRUNC;
+        }
     }
     ~UringWorker() { ::io_uring_queue_exit(&ring_); }
     UringWorker(const UringWorker&) = delete;
@@ -98,15 +106,18 @@ class UringWorker {
     }
     void arm_recv(UringConn& c) {
         if (c.recv_in_flight || c.closing) return;
-        if (!c.receive_area) c.receive_area = std::make_unique<char[]>(kRecvSize);
-        io_uring_prep_recv(next_sqe(&c.recv_op), c.socket.fd(), c.receive_area.get(), kRecvSize, 0);
+        // Not value-initialised: only what the kernel writes is touched.
+        if (!c.receive_area) c.receive_area.reset(new char[recv_size_]);
+        io_uring_prep_recv(next_sqe(&c.recv_op), c.socket.fd(), c.receive_area.get(), recv_size_,
+                           recv_flags_);
         c.recv_in_flight = true;
     }
     void kick_send(UringConn& c) {
         if (c.send_in_flight || c.closing || c.write_shut) return;
         if (c.sending.empty()) std::swap(c.sending, c.pending);
         if (c.sending.empty()) return;
-        io_uring_prep_send(next_sqe(&c.send_op), c.socket.fd(), c.sending.data(), c.sending.size(),
+        const std::string_view next = c.sending.next();
+        io_uring_prep_send(next_sqe(&c.send_op), c.socket.fd(), next.data(), next.size(),
                            MSG_NOSIGNAL);
         c.send_in_flight = true;
     }
@@ -116,6 +127,16 @@ class UringWorker {
     [[nodiscard]] bool wants_read(const UringConn& c) const {
         return c.write_shut ||
                (!c.peer_done && !draining_ && queued(c) <= s_.limits.output_high_water);
+    }
+
+    /// Readies an accepted connection (a send buffer for the largest reply); false if that failed.
+    bool prepared(const Socket& socket) const {
+        try {
+            io_.prepare(socket.fd());
+            return true;
+        } catch (const Error&) {
+            return false;
+        }
     }
 
     void complete(Op& op, int res) {
@@ -151,6 +172,8 @@ class UringWorker {
             if (s_.stats->open.load(std::memory_order_relaxed) >= s_.limits.max_connections) {
                 ++s_.stats->refused;
                 refuse(std::move(socket), *s_.handler);
+            } else if (!prepared(socket)) {
+                // no room for its replies: this connection only is closed
             } else {
                 ++s_.stats->accepted;
                 ++s_.stats->open;
@@ -177,14 +200,14 @@ class UringWorker {
             return settle(c);
         }
         const auto n = static_cast<std::size_t>(res);
-        s_.stats->bytes_in.fetch_add(n, std::memory_order_relaxed);
         c.last_activity = Clock::now();
-        c.in.append(c.receive_area.get(), n);
         try {
-            s_.stats->messages.fetch_add(s_.handler->on_data(c.in, c.pending),
+            io_.received(c.receive_area.get(), n, c.in);
+            s_.stats->bytes_in.fetch_add(n, std::memory_order_relaxed);
+            s_.stats->messages.fetch_add(io_.handle(*s_.handler, c.in, c.pending),
                                          std::memory_order_relaxed);
-        } catch (const Error&) {
-            ++s_.stats->dropped_bad_frame;
+        } catch (const Error& e) {
+            if (is_frame_error(e)) s_.dropped_for(e);
             return close(c);
         }
         kick_send(c);
@@ -196,7 +219,11 @@ class UringWorker {
         if (c.closing) return release(c);
         if (res < 0) return close(c);
         const auto n = static_cast<std::size_t>(res);
-        c.sending.consume(n);
+        try {
+            c.sending.sent(n);
+        } catch (const Error&) {
+            return close(c);
+        }
         s_.stats->bytes_out.fetch_add(n, std::memory_order_relaxed);
         c.last_activity = Clock::now();
         kick_send(c);
@@ -279,6 +306,10 @@ class UringWorker {
     Socket& listener_;
     io_uring ring_{};
     Fd spare_;
+    // The handler call and the message checks; receives go to each connection's own area.
+    ConnectionIo io_;
+    std::size_t recv_size_ = kRecvSize;
+    int recv_flags_ = 0;
     bool is_tcp_ = true;
     std::unordered_map<UringConn*, std::unique_ptr<UringConn>> conns_;
     Op accept_op_{OpKind::accept, nullptr};

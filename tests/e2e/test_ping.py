@@ -238,11 +238,14 @@ class TwoHostPing(TestCase):
                     self.assertIn('icmp_seq=1: bad checksum, not counted', result.stdout)
 
     def test_a_duplicated_reply_is_reported_as_ping_does(self):
-        self.responder_on_b('dup')
-        result = self.ping_from_a('-c', 1, '-W', 0.5, self.hosts.ip_b)
+        # Two requests: ping ends once every request is answered, so the copy
+        # must come before the last answer (the responder sends both copies of
+        # the first answer before the second request is even sent).
+        self.responder_on_b('dup,good')
+        result = self.ping_from_a('-c', 2, '-i', 0.2, '-W', 0.5, self.hosts.ip_b)
         self.assertEqual(result.returncode, 0, result.stdout)
         self.assertEqual(summary(result.stdout),
-                         {'transmitted': 1, 'received': 1, 'duplicates': 1, 'loss': 0})
+                         {'transmitted': 2, 'received': 2, 'duplicates': 1, 'loss': 0})
         self.assertRegex(result.stdout, r'(?m)^64 bytes from .*icmp_seq=1 .*\(DUP!\)$')
 
     def test_two_pings_at_once_each_count_only_their_own_replies(self):

@@ -7,12 +7,19 @@
 #include <string_view>
 
 #include "ferry/buffer.hpp"
+#include "ferry/error.hpp"
 
 namespace ferry {
 
 /// A service over a byte stream, shared by every connection and every server
 /// model: it keeps no per-connection state of its own (the state is what is
 /// left in `input`), so one instance serves all connections, from any thread.
+///
+/// On a message socket (a StreamServer on SOCK_SEQPACKET) the same handler
+/// sees one message at a time: `input` holds exactly one message, everything
+/// appended to `output` in that call goes out as one reply message (nothing
+/// appended: no reply), and bytes left in `input` drop the connection
+/// (Errc::bad_frame), as a message is never continued by the next one.
 class StreamHandler {
   public:
     virtual ~StreamHandler() = default;
@@ -27,6 +34,13 @@ class StreamHandler {
     [[nodiscard]] virtual std::string_view refusal() const {
         return "ERR max number of clients reached\r\n";
     }
+
+    /// Called when a connection is dropped for what it sent: a frame or
+    /// message over the maximum, a malformed one (`why` says which and how
+    /// large). Called from the thread, or the forked process, that served the
+    /// connection, so it must be thread-safe; it must not throw. Default:
+    /// nothing (the drop is counted in ServerStats::dropped_bad_frame either way).
+    virtual void on_frame_error(const Error& why) const noexcept { (void)why; }
 };
 
 /// How a byte stream is cut into messages.

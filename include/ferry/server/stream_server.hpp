@@ -1,6 +1,8 @@
-// ferry/server/stream_server.hpp: one stream service (TCP or Unix) run by any of nine server
-// models.
+// ferry/server/stream_server.hpp: one stream service (TCP or Unix; Unix SOCK_SEQPACKET for
+// messages) run by any of eight server models.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -42,6 +44,13 @@ struct ServerLimits {
     Duration drain_timeout = std::chrono::seconds(5);  ///< bound on the graceful stop
     unsigned threads = 4;                ///< pool size; loops for epoll (1 = a single loop)
     unsigned max_reads_per_wakeup = 16;  ///< fairness: one busy peer cannot starve the rest
+    /// SOCK_SEQPACKET only: the largest message a client may send. Reads use
+    /// a buffer this large (one per loop thread; one per connection in the
+    /// iterative, thread, pool and fork models, touched only as far as
+    /// messages fill it), and a longer message drops the connection
+    /// (MSG_TRUNC: never echoed shortened). Each connection's send buffer is
+    /// raised to take a reply this large (see fit_send_buffer).
+    std::size_t max_message = 64 * 1024;
 };
 
 /// Counters, read at the end of a run (or from another thread: they are atomic).
@@ -61,13 +70,19 @@ struct ServerStats {
 ///
 /// The constructor binds and listens (backlog 4096, SO_REUSEADDR; with
 /// epoll and threads > 1, one SO_REUSEPORT listener per loop on TCP).
+/// `socktype` SOCK_SEQPACKET (Unix addresses only) serves messages instead
+/// of a byte stream, with every model: each message read is handed to the
+/// handler alone and each reply goes out as one message (see StreamHandler,
+/// ConnectionIo, ServerLimits::max_message).
 /// run() serves until stop() and returns once the server has drained: no
 /// new connection is accepted, every message already read gets its reply,
 /// then each connection's writing side is shut down and its close awaited,
 /// at most limits.drain_timeout.
 ///
 /// Errors: the constructor throws Error for bind/listen (`bind to
-/// 127.0.0.1:1060: Address already in use`); the uring model throws Error
+/// 127.0.0.1:1060: Address already in use`), and Error(EINVAL) for a
+/// socktype other than SOCK_STREAM and SOCK_SEQPACKET or SOCK_SEQPACKET on
+/// an IP address; the uring model throws Error
 /// when io_uring is unavailable (`io_uring_queue_init: Operation not
 /// permitted`). A failing connection is closed and counted, never fatal.
 /// Thread-safety: stop() may be called from any thread or a signal handler
@@ -75,7 +90,7 @@ struct ServerStats {
 class StreamServer {
   public:
     StreamServer(const Address& address, Model model, ServerLimits limits,
-                 const StreamHandler& handler);
+                 const StreamHandler& handler, int socktype = SOCK_STREAM);
     ~StreamServer();
     StreamServer(const StreamServer&) = delete;
     StreamServer& operator=(const StreamServer&) = delete;
