@@ -23,6 +23,7 @@ import time
 import unittest
 
 from ferrytest import TestCase, ferry, run
+from relay_peers import TcpServer, echo
 
 HOST = '127.0.0.1'
 IO_TIMEOUT = 20.0
@@ -91,65 +92,6 @@ class Api:
 
 
 # -- servers living in the test process ---------------------------------------
-
-class TcpEcho:
-    """A TCP echo server on 127.0.0.1 port 0, a thread per connection."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind((HOST, 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.threads = []
-        self.lock = threading.Lock()
-        self.acceptor = threading.Thread(target=self._accept, daemon=True)
-        self.acceptor.start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(IO_TIMEOUT)
-            thread = threading.Thread(target=self._echo, args=(conn,),
-                                      daemon=True)
-            with self.lock:
-                self.conns.append(conn)
-                self.threads.append(thread)
-            thread.start()
-
-    @staticmethod
-    def _echo(conn):
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                conn.sendall(data)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.acceptor.join(5)
-        with self.lock:
-            conns, threads = list(self.conns), list(self.threads)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in threads:
-            thread.join(5)
-
 
 class UdpEcho:
     """A UDP echo server on 127.0.0.1 port 0 in a thread."""
@@ -257,7 +199,7 @@ class ApiTestCase(TestCase):
         self.assertNotIn('runtime error', err)
 
     def tcp_echo(self):
-        server = TcpEcho()
+        server = TcpServer(echo)
         self.addCleanup(server.close)
         return server
 
