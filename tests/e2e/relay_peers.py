@@ -1,6 +1,7 @@
-"""TCP peers that live in the test process, for the relay tests (proxy, proxy --api):
-a threaded server with a handler per connection, and the echo handler."""
+"""Peers that live in the test process, for the relay tests (proxy, proxy --api): a
+threaded TCP server with a handler per connection, the echo handler, a UDP echo server."""
 
+import select
 import socket
 import struct
 import threading
@@ -78,3 +79,32 @@ def echo(conn):
                             struct.pack('ii', 1, 0))
             return
         conn.sendall(data)
+
+
+class UdpEcho:
+    """A UDP echo server on 127.0.0.1 port 0 in a thread; records the
+    sender address of each datagram."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        self.port = self.sock.getsockname()[1]
+        self.peers = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            ready, _, _ = select.select([self.sock], [], [], 0.1)
+            if not ready:
+                continue
+            data, peer = self.sock.recvfrom(65535)
+            self.peers.append(peer)
+            self.sock.sendto(data, peer)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()

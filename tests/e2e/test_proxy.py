@@ -28,7 +28,7 @@ import unittest
 import ferrytest
 
 from ferrytest import PY, TestCase, ferry, run, server_port
-from relay_peers import TcpServer, echo
+from relay_peers import TcpServer, UdpEcho, echo
 
 HOST = '127.0.0.1'
 IO_TIMEOUT = 20.0
@@ -74,35 +74,6 @@ class Recorder:
     @property
     def data(self):
         return b''.join(self.chunks)
-
-
-class UdpEcho:
-    """A UDP echo server on 127.0.0.1 port 0 in a thread; records the
-    sender address of each datagram."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-        self.port = self.sock.getsockname()[1]
-        self.peers = []
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping:
-            ready, _, _ = select.select([self.sock], [], [], 0.1)
-            if not ready:
-                continue
-            data, peer = self.sock.recvfrom(65535)
-            self.peers.append(peer)
-            self.sock.sendto(data, peer)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 def recv_all(sock, limit=1 << 30):

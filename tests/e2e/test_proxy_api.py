@@ -23,7 +23,7 @@ import time
 import unittest
 
 from ferrytest import TestCase, ferry, run
-from relay_peers import TcpServer, echo
+from relay_peers import TcpServer, UdpEcho, echo
 
 HOST = '127.0.0.1'
 IO_TIMEOUT = 20.0
@@ -92,30 +92,6 @@ class Api:
 
 
 # -- servers living in the test process ---------------------------------------
-
-class UdpEcho:
-    """A UDP echo server on 127.0.0.1 port 0 in a thread."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping:
-            ready, _, _ = select.select([self.sock], [], [], 0.1)
-            if ready:
-                data, peer = self.sock.recvfrom(65535)
-                self.sock.sendto(data, peer)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-
 
 # -- client side --------------------------------------------------------------
 
