@@ -1,10 +1,12 @@
 // The ferry command: parses the command line, then runs the chosen subcommand.
 #include <csignal>
 #include <exception>
+#include <string_view>
 
 #include <fmt/core.h>
 
 #include "common/command.hpp"
+#include "common/option_table.hpp"
 
 int main(int argc, char** argv) {
     // A write to a closed connection must be an error we report, not a death.
@@ -37,6 +39,11 @@ int main(int argc, char** argv) {
     ferry::cli::add_echo(app, run);
     ferry::cli::add_ping(app, run);
     ferry::cli::add_multicast(app, run);
+
+    if (argc == 2 && std::string_view(argv[1]) == ferry::cli::kOptionTableFlag) {
+        fmt::print("{}\n", ferry::cli::option_table(app).dump(2));
+        return 0;
+    }
 
     // CLI11 would report a mistyped command as "A subcommand is required".
     const auto known = [&app](const std::string& name) {
