@@ -12,3 +12,4 @@
 #include "ferry/poller.hpp"        // IWYU pragma: export
 #include "ferry/reliable_udp.hpp"  // IWYU pragma: export
 #include "ferry/socket.hpp"        // IWYU pragma: export
+#include "ferry/time.hpp"          // IWYU pragma: export

@@ -12,13 +12,9 @@
 
 #include "ferry/address.hpp"
 #include "ferry/fd.hpp"
+#include "ferry/time.hpp"  // Duration, Clock, Deadline (this header once declared them)
 
 namespace ferry {
-
-using Duration = std::chrono::nanoseconds;
-using Clock = std::chrono::steady_clock;
-/// An absolute point by which an operation must finish; nullopt = no limit.
-using Deadline = std::optional<Clock::time_point>;
 
 /// Bytes moved by one call. Empty means "would block": returned only in
 /// non-blocking mode (timeout zero). For recv, 0 bytes means end of stream.
