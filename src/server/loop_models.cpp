@@ -4,11 +4,11 @@
 #include <netinet/tcp.h>
 
 #include <memory>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "ferry/event_loop.hpp"
+#include "ferry/run_loops.hpp"
 #include "shared.hpp"
 
 namespace ferry::detail {
@@ -27,13 +27,18 @@ class LoopWorker {
         is_tcp_ = listener_.family() != AF_UNIX;
     }
 
-    void run() {
+    /// Sets the loop up; run_loops() then runs it on its thread.
+    void start() {
         listener_.set_blocking(false);
         loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
         loop_.watch(s_.stop.get(), events::readable, [this](std::uint32_t) { on_stop(); });
         loop_.add_timer(
             kSweepPeriod, [this] { sweep(); }, kSweepPeriod);
-        loop_.run();
+    }
+    [[nodiscard]] EventLoop& loop() noexcept { return loop_; }
+
+    /// Once the loop has returned: closes what is left and publishes the counts.
+    void finish() {
         for (auto& c : conns_)
             if (c) close(*c);
         publish();
@@ -220,14 +225,25 @@ class LoopWorker {
 
 void run_loops(StreamServer::Shared& s, Backend backend) {
     std::vector<std::unique_ptr<LoopWorker>> workers;
-    for (Socket& listener : s.listeners)
+    std::vector<EventLoop*> loops;
+    for (Socket& listener : s.listeners) {
         workers.push_back(std::make_unique<LoopWorker>(s, listener, backend));
-    std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < workers.size(); ++i)
-        threads.emplace_back([w = workers[i].get()] { w->run(); });
-    workers.front()->run();
-    for (std::thread& t : threads)
-        t.join();
+        workers.back()->start();
+        loops.push_back(&workers.back()->loop());
+    }
+    // A loop that fails stops the others: its error reaches run()'s caller,
+    // after every connection is closed and counted.
+    const auto finish_all = [&] {
+        for (auto& w : workers)
+            w->finish();
+    };
+    try {
+        ferry::run_loops(loops);
+    } catch (...) {
+        finish_all();
+        throw;
+    }
+    finish_all();
 }
 
 }  // namespace ferry::detail
