@@ -1,5 +1,5 @@
 # ferry: `make demo` and `make test` do all the set-up on a fresh Debian machine.
-.PHONY: all deps bench-deps build test demo bench format clean
+.PHONY: all deps bench-deps build test tsan demo bench format clean
 
 # Debian packages the build and the tests need; installed only when missing.
 PACKAGES := cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev libgtest-dev \
@@ -44,6 +44,24 @@ test: deps
 	cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON
 	cmake --build build-test -j $(JOBS)
 	cd build-test && ctest --output-on-failure -j $(JOBS) --timeout 300
+	$(MAKE) --no-print-directory tsan
+
+# ThreadSanitizer (its own build: it excludes ASan) over the code that runs on
+# several threads: the event loop and run_loops, the in-process servers, and the
+# thread, pool and multi-loop epoll echo models end to end. A race aborts the
+# process (halt_on_error), which fails its test.
+TSAN_UNIT := EventLoopTest|RunLoopsTest|SeqpacketServerTest|StreamServerTest
+TSAN_E2E := test_echo_conformance.Echo_thread test_echo_conformance.Echo_pool \
+            test_echo_conformance.Echo_epoll_threads
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \
+            suppressions=$(CURDIR)/tests/tsan.supp"
+tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFERRY_TSAN=ON
+	cmake --build build-tsan -j $(JOBS) --target ferry unit_tests
+	cd build-tsan && $(TSAN_ENV) ctest --output-on-failure -j $(JOBS) --timeout 300 \
+	    -R '$(TSAN_UNIT)'
+	cd tests/e2e && $(TSAN_ENV) FERRY_BIN=$(CURDIR)/build-tsan/ferry PYTHONDONTWRITEBYTECODE=1 \
+	    python3 -m unittest $(TSAN_E2E)
 
 # The main job: every classic program's server and client over loopback.
 demo: build
@@ -57,4 +75,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.c')
 
 clean:
-	rm -rf build build-test
+	rm -rf build build-test build-tsan

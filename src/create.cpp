@@ -8,8 +8,7 @@ namespace ferry {
 
 Socket create_connection(std::string_view host, std::string_view service,
                          const ConnectOptions& options) {
-    const Deadline deadline =
-        options.timeout ? Deadline(Clock::now() + *options.timeout) : std::nullopt;
+    const Deadline deadline = deadline_after(options.timeout);
     ResolveHints hints;
     hints.family = options.family;
     hints.socktype = options.socktype;

@@ -73,8 +73,14 @@ void EventLoop::run() {
 void EventLoop::run_once(std::optional<Duration> timeout) {
     ++round_;
     const auto ready = poller_->wait(timeout);
-    for (const ReadyEvent& r : ready)
-        dispatch(r);
+    try {
+        for (const ReadyEvent& r : ready)
+            dispatch(r);
+    } catch (...) {
+        // The events not dispatched are level-triggered: the next round reports them again.
+        retired_.clear();
+        throw;
+    }
     retired_.clear();
 }
 
@@ -90,6 +96,10 @@ void EventLoop::dispatch(const ReadyEvent& ready) {
 
 void EventLoop::stop() {
     stopping_ = true;
+    wake();
+}
+
+void EventLoop::wake() noexcept {
     const std::uint64_t one = 1;
     // The eventfd counter cannot overflow from wake-ups; a failed write only means "already awake".
     [[maybe_unused]] const ssize_t n = ::write(wakeup_.get(), &one, sizeof one);
@@ -100,8 +110,7 @@ void EventLoop::post(std::function<void()> fn) {
         std::lock_guard lock(posted_mutex_);
         posted_.push_back(std::move(fn));
     }
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(wakeup_.get(), &one, sizeof one);
+    wake();
 }
 
 void EventLoop::on_wakeup() {
@@ -112,8 +121,24 @@ void EventLoop::on_wakeup() {
         std::lock_guard lock(posted_mutex_);
         work.swap(posted_);
     }
-    for (auto& fn : work)
-        fn();
+    std::size_t next = 0;
+    try {
+        while (next < work.size())
+            work[next++]();
+    } catch (...) {
+        // What was not run goes back to the front of the queue, ahead of
+        // anything posted meanwhile, and the eventfd is signalled again so
+        // that the next round runs it.
+        {
+            std::lock_guard lock(posted_mutex_);
+            posted_.insert(
+                posted_.begin(),
+                std::make_move_iterator(work.begin() + static_cast<std::ptrdiff_t>(next)),
+                std::make_move_iterator(work.end()));
+        }
+        wake();
+        throw;
+    }
 }
 
 EventLoop::TimerId EventLoop::add_timer(Duration after, std::function<void()> fn,
@@ -151,16 +176,27 @@ void EventLoop::arm_timerfd() {
 void EventLoop::on_timers() {
     std::uint64_t expirations = 0;
     [[maybe_unused]] const ssize_t n = ::read(timerfd_.get(), &expirations, sizeof expirations);
-    const auto now = Clock::now();
-    std::vector<TimerId> due;
-    while (!timer_queue_.empty() && timer_queue_.begin()->first.first <= now) {
-        due.push_back(timer_queue_.begin()->second);
-        timer_queue_.erase(timer_queue_.begin());
+    try {
+        run_due_timers(Clock::now());
+    } catch (...) {
+        // The timerfd is one-shot and was just read: without re-arming it the
+        // timers still queued would never fire.
+        arm_timerfd();
+        throw;
     }
-    for (const TimerId id : due) {
+    arm_timerfd();
+}
+
+void EventLoop::run_due_timers(Clock::time_point now) {
+    // One at a time, each taken off the queue just before it runs: a callback
+    // that throws leaves every other due timer queued. A repeating timer comes
+    // back at now + period, never <= now, so the loop ends.
+    while (!timer_queue_.empty() && timer_queue_.begin()->first.first <= now) {
+        const TimerId id = timer_queue_.begin()->second;
+        timer_queue_.erase(timer_queue_.begin());
         const auto it = timers_.find(id);
-        if (it == timers_.end()) continue;  // cancelled by an earlier callback in this batch
-        const auto fn = it->second.fn;
+        if (it == timers_.end()) continue;
+        const auto fn = it->second.fn;  // a copy: the callback may cancel its own timer
         if (it->second.every) {
             it->second.when = now + *it->second.every;
             timer_queue_.emplace(std::pair{it->second.when, id}, id);
@@ -169,16 +205,20 @@ void EventLoop::on_timers() {
         }
         (*fn)();
     }
-    arm_timerfd();
 }
 
 void EventLoop::on_signal(int signo, std::function<void()> fn) {
     sigset_t set;
     sigemptyset(&set);
+    // Checked before anything changes: sigaddset(3) is the judge of a valid number.
+    if (sigaddset(&set, signo) != 0)
+        throw_errno(EINVAL, "on_signal(" + std::to_string(signo) + ")");
     signal_handlers_[signo] = std::move(fn);
     for (const auto& [s, unused] : signal_handlers_)
         sigaddset(&set, s);
-    if (::pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) throw_errno("pthread_sigmask");
+    // pthread_sigmask returns its error instead of setting errno.
+    if (const int err = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); err != 0)
+        throw_errno(err, "pthread_sigmask");
     const int fd = ::signalfd(signalfd_ ? signalfd_.get() : -1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (fd < 0) throw_errno("signalfd");
     if (!signalfd_) {

@@ -43,15 +43,17 @@ class SelectPoller final : public Poller {
     void remove(int fd) override { interest_.erase(fd); }
 
     std::span<const ReadyEvent> wait(std::optional<Duration> timeout) override {
-        fd_set in, out, err;
+        // No exceptional set: for a socket it means TCP urgent data (POLLPRI),
+        // which no backend watches and which is no error (see events::error).
+        // A pending error makes select(2) report the descriptor in the read
+        // and write sets instead.
+        fd_set in, out;
         FD_ZERO(&in);
         FD_ZERO(&out);
-        FD_ZERO(&err);
         int top = -1;
         for (const auto& [fd, want] : interest_) {
             if (want & events::readable) FD_SET(fd, &in);
             if (want & events::writable) FD_SET(fd, &out);
-            FD_SET(fd, &err);
             top = std::max(top, fd);
         }
         timeval tv{};
@@ -63,14 +65,13 @@ class SelectPoller final : public Poller {
             limit = &tv;
         }
         ready_.clear();
-        const int rc = ::select(top + 1, &in, &out, &err, limit);
+        const int rc = ::select(top + 1, &in, &out, nullptr, limit);
         if (rc < 0 && errno == EINTR) return {};
         if (rc < 0) throw_errno("select");
         for (const auto& [fd, want] : interest_) {
             std::uint32_t got = 0;
             if (FD_ISSET(fd, &in)) got |= events::readable;
             if (FD_ISSET(fd, &out)) got |= events::writable;
-            if (FD_ISSET(fd, &err)) got |= events::error;
             if (got != 0) ready_.push_back({fd, got});
         }
         return ready_;

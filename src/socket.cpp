@@ -74,20 +74,7 @@ Deadline Socket::deadline_from_now() const {
 
 bool Socket::wait(short events, Deadline deadline) const {
     pollfd p{fd(), events, 0};
-    for (;;) {
-        timespec ts{};
-        timespec* limit = nullptr;
-        if (deadline) {
-            const auto left = std::max(Duration::zero(), *deadline - Clock::now());
-            ts.tv_sec = static_cast<time_t>(left.count() / 1'000'000'000);
-            ts.tv_nsec = static_cast<long>(left.count() % 1'000'000'000);
-            limit = &ts;
-        }
-        const int rc = ::ppoll(&p, 1, limit, nullptr);
-        if (rc > 0) return true;
-        if (rc == 0) return false;
-        if (errno != EINTR) throw_errno("poll");
-    }
+    return poll_until({&p, 1}, deadline) > 0;
 }
 
 void Socket::bind(const Address& address) {

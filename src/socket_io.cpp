@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "ferry/error.hpp"
 #include "ferry/socket.hpp"
@@ -10,21 +11,56 @@
 namespace ferry {
 
 template <class Call>
-IoResult Socket::retry(Direction dir, Deadline deadline, bool wait_when_nonblocking,
-                       const char* what, Call&& call) {
+Socket::Outcome Socket::attempt(Direction dir, Deadline deadline, bool wait_when_nonblocking,
+                                Call&& call) const noexcept {
     for (;;) {
         const auto n = call();
-        if (n >= 0) return static_cast<std::size_t>(n);
+        if (n >= 0) return {Outcome::done, static_cast<std::size_t>(n), 0};
         const int err = errno;
         if (err == EINTR) continue;
-        if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(err, context(what));
+        if (err != EAGAIN && err != EWOULDBLOCK) return {Outcome::failed, 0, err};
         // Without a deadline, a blocking descriptor only says EAGAIN when the
         // user set SO_RCVTIMEO/SO_SNDTIMEO.
-        if (!timeout_ && !deadline) throw TimeoutError(context(what));
-        if (timeout_ == Duration::zero() && !wait_when_nonblocking) return std::nullopt;
-        if (!wait(dir == Direction::in ? POLLIN : POLLOUT, deadline))
-            throw TimeoutError(context(what));
+        if (!timeout_ && !deadline) return {Outcome::timed_out, 0, 0};
+        if (timeout_ == Duration::zero() && !wait_when_nonblocking)
+            return {Outcome::would_block, 0, 0};
+        pollfd p{fd(), static_cast<short>(dir == Direction::in ? POLLIN : POLLOUT), 0};
+        std::error_code ec;
+        const int ready = poll_until({&p, 1}, deadline, ec);
+        if (ready < 0) return {Outcome::failed, 0, ec.value()};
+        if (ready == 0) return {Outcome::timed_out, 0, 0};
     }
+}
+
+template <class Call>
+IoResult Socket::retry(Direction dir, Deadline deadline, bool wait_when_nonblocking,
+                       const char* what, Call&& call) {
+    const Outcome o = attempt(dir, deadline, wait_when_nonblocking, std::forward<Call>(call));
+    switch (o.kind) {
+        case Outcome::done:
+            return o.size;
+        case Outcome::would_block:
+            return std::nullopt;
+        case Outcome::timed_out:
+            throw TimeoutError(context(what));
+        case Outcome::failed:
+            break;
+    }
+    throw_errno(o.error, context(what));
+}
+
+std::error_code Socket::code_of(const Outcome& outcome) noexcept {
+    switch (outcome.kind) {
+        case Outcome::done:
+            return {};
+        case Outcome::would_block:
+            return {EWOULDBLOCK, std::system_category()};
+        case Outcome::timed_out:
+            return {ETIMEDOUT, std::system_category()};
+        case Outcome::failed:
+            break;
+    }
+    return {outcome.error, std::system_category()};
 }
 
 IoResult Socket::send(const void* data, std::size_t size, int flags) {
@@ -32,9 +68,24 @@ IoResult Socket::send(const void* data, std::size_t size, int flags) {
                  [&] { return ::send(fd(), data, size, flags | MSG_NOSIGNAL); });
 }
 
+std::size_t Socket::send(const void* data, std::size_t size, int flags,
+                         std::error_code& ec) noexcept {
+    const Outcome o = attempt(Direction::out, deadline_from_now(), false,
+                              [&] { return ::send(fd(), data, size, flags | MSG_NOSIGNAL); });
+    ec = code_of(o);
+    return o.size;
+}
+
 IoResult Socket::recv(void* data, std::size_t size, int flags) {
     return retry(Direction::in, deadline_from_now(), false, "recv from",
                  [&] { return ::recv(fd(), data, size, flags); });
+}
+
+std::size_t Socket::recv(void* data, std::size_t size, int flags, std::error_code& ec) noexcept {
+    const Outcome o = attempt(Direction::in, deadline_from_now(), false,
+                              [&] { return ::recv(fd(), data, size, flags); });
+    ec = code_of(o);
+    return o.size;
 }
 
 IoResult Socket::sendto(const void* data, std::size_t size, const Address& to, int flags) {
@@ -60,35 +111,98 @@ std::optional<Received> Socket::recvfrom(void* data, std::size_t size, int flags
     return r;
 }
 
+Socket::Outcome Socket::accept_outcome(int flags, Accepted& result) noexcept {
+    const Outcome o = attempt(Direction::in, deadline_from_now(), false, [&] {
+        *result.peer.size_ptr() = Address::capacity();
+        return ::accept4(fd(), result.peer.data(), result.peer.size_ptr(), flags | SOCK_CLOEXEC);
+    });
+    if (o.kind == Outcome::done) {
+        result.socket.fd_.reset(static_cast<int>(o.size));
+        if ((flags & SOCK_NONBLOCK) != 0) result.socket.timeout_ = Duration::zero();
+    }
+    return o;
+}
+
 std::optional<Accepted> Socket::accept(int flags) {
     Accepted result;
-    const IoResult fd = retry(Direction::in, deadline_from_now(), false, "accept on", [&] {
-        *result.peer.size_ptr() = Address::capacity();
-        return ::accept4(this->fd(), result.peer.data(), result.peer.size_ptr(),
-                         flags | SOCK_CLOEXEC);
-    });
-    if (!fd) return std::nullopt;
-    result.socket.fd_.reset(static_cast<int>(*fd));
-    if ((flags & SOCK_NONBLOCK) != 0) result.socket.timeout_ = Duration::zero();
+    const Outcome o = accept_outcome(flags, result);
+    switch (o.kind) {
+        case Outcome::done:
+            return result;
+        case Outcome::would_block:
+            return std::nullopt;
+        case Outcome::timed_out:
+            throw TimeoutError(context("accept on"));
+        case Outcome::failed:
+            break;
+    }
+    throw_errno(o.error, context("accept on"));
+}
+
+std::optional<Accepted> Socket::accept(int flags, std::error_code& ec) noexcept {
+    Accepted result;
+    const Outcome o = accept_outcome(flags, result);
+    ec = code_of(o);
+    if (ec) return std::nullopt;
     return result;
 }
 
-bool Socket::connect(const Address& address) {
+std::optional<Accepted> Socket::accept(std::error_code& ec) noexcept {
+    return accept(0, ec);
+}
+
+Socket::Outcome Socket::connect_outcome(const Address& address) noexcept {
     const Deadline deadline = deadline_from_now();
-    if (::connect(fd(), address.data(), address.size()) == 0) return true;
+    if (::connect(fd(), address.data(), address.size()) == 0) return {};
     const int err = errno;
     // EINTR on a blocking connect does not abort it: the handshake goes on and
     // completes asynchronously, as EINPROGRESS does (connect(2), ERRORS).
-    if (err != EINPROGRESS && err != EINTR) throw_errno(err, "connect to " + address.to_string());
-    if (err == EINPROGRESS && timeout_ == Duration::zero()) return false;
-    if (!wait(POLLOUT, deadline)) throw TimeoutError("connect to " + address.to_string());
-    finish_connect(address);
-    return true;
+    if (err != EINPROGRESS && err != EINTR) return {Outcome::failed, 0, err};
+    if (err == EINPROGRESS && timeout_ == Duration::zero()) return {Outcome::would_block, 0, 0};
+    pollfd p{fd(), POLLOUT, 0};
+    std::error_code ec;
+    const int ready = poll_until({&p, 1}, deadline, ec);
+    if (ready < 0) return {Outcome::failed, 0, ec.value()};
+    if (ready == 0) return {Outcome::timed_out, 0, 0};
+    finish_connect(ec);
+    if (ec) return {Outcome::failed, 0, ec.value()};
+    return {};
+}
+
+bool Socket::connect(const Address& address) {
+    const Outcome o = connect_outcome(address);
+    switch (o.kind) {
+        case Outcome::done:
+            return true;
+        case Outcome::would_block:
+            return false;
+        case Outcome::timed_out:
+            throw TimeoutError("connect to " + address.to_string());
+        case Outcome::failed:
+            break;
+    }
+    throw_errno(o.error, "connect to " + address.to_string());
+}
+
+bool Socket::connect(const Address& address, std::error_code& ec) noexcept {
+    const Outcome o = connect_outcome(address);
+    // "Would block" for a connect is the handshake still in progress.
+    ec = o.kind == Outcome::would_block ? std::error_code(EINPROGRESS, std::system_category())
+                                        : code_of(o);
+    return !ec;
 }
 
 void Socket::finish_connect(const Address& address) {
-    const int err = get_option<int>(SOL_SOCKET, SO_ERROR);
-    if (err != 0) throw_errno(err, "connect to " + address.to_string());
+    std::error_code ec;
+    finish_connect(ec);
+    if (ec) throw Error(ec, "connect to " + address.to_string());
+}
+
+void Socket::finish_connect(std::error_code& ec) noexcept {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    ec.assign(err, std::system_category());
 }
 
 void Socket::send_all(const void* data, std::size_t size) {

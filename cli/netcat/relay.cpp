@@ -19,6 +19,7 @@
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
 #include "ferry/server/message_io.hpp"
+#include "ferry/time.hpp"
 
 namespace ferry::cli {
 
@@ -55,21 +56,6 @@ namespace {
 
 bool transient(int err) {
     return err == EINTR || err == EAGAIN || err == EWOULDBLOCK;
-}
-
-/// poll(2) with a deadline of nanosecond precision; EINTR counts as "nothing ready yet".
-int poll_until(pollfd* fds, nfds_t n, std::optional<Clock::time_point> deadline) {
-    timespec ts{};
-    timespec* limit = nullptr;
-    if (deadline) {
-        const auto left = std::max(Duration::zero(), *deadline - Clock::now());
-        ts.tv_sec = static_cast<time_t>(left.count() / 1'000'000'000);
-        ts.tv_nsec = static_cast<long>(left.count() % 1'000'000'000);
-        limit = &ts;
-    }
-    const int rc = ::ppoll(fds, n, limit, nullptr);
-    if (rc < 0 && errno != EINTR) throw_errno("poll");
-    return std::max(rc, 0);
 }
 
 std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a,
@@ -143,7 +129,7 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
     const auto flush_received = [&] {
         while (!down_->empty()) {
             pollfd p{out, POLLOUT, 0};
-            if (poll_until(&p, 1, std::nullopt) == 0) continue;
+            if (poll_until({&p, 1}, std::nullopt) == 0) continue;
             if ((p.revents & POLLNVAL) != 0) {
                 errno = EBADF;
                 stream_failure("write to standard output");
@@ -188,7 +174,7 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
         fds[kNet] = {net_events != 0 ? net : -1, net_events, 0};
         fds[kOut] = {down_->empty() ? -1 : out, POLLOUT, 0};
 
-        if (poll_until(fds, kCount, earliest(quit_at, idle_at)) == 0) {
+        if (poll_until(fds, earliest(quit_at, idle_at)) == 0) {
             if (idle_at && Clock::now() >= *idle_at) return RelayEnd::idle;
             continue;
         }

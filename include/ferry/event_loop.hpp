@@ -33,38 +33,62 @@ namespace ferry {
 ///   main is expected to call it, never a library.
 /// - stop(): from any thread; run() returns after the current round.
 ///
-/// Errors: Error from the system calls. An exception thrown by a handler
-/// propagates out of run() (the loop is left stopped and consistent).
+/// - on_signal(signo, fn): throws Error(EINVAL) for a number that is no signal.
+///
+/// Errors: Error from the system calls. An exception thrown by a handler, a
+/// timer callback or posted work propagates out of run() or run_once(), and
+/// the loop stays consistent, ready to run again: what did not run is still
+/// queued (the other timers due in the same tick, later timers, the rest of
+/// the posted work, in order), the timerfd is re-armed for the earliest
+/// timer, and the events of the round not yet dispatched are reported again
+/// by the next round (level-triggered). A one-shot timer or posted function
+/// that threw has run and is gone; a repeating timer stays scheduled.
 /// Thread-safety: post() and stop() from any thread; everything else on the
 /// loop's own thread (the one that calls run()).
 class EventLoop {
   public:
+    /// Runs with the ready bits (events::readable, writable, error, hangup).
     using Handler = std::function<void(std::uint32_t ready)>;
+    /// Names a timer for cancel_timer(); never reused by the same loop.
     using TimerId = std::uint64_t;
 
+    /// Throws Error when the poller, the timerfd or the eventfd cannot be created.
     explicit EventLoop(Backend backend = Backend::epoll);
     ~EventLoop();
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
 
+    /// Starts watching `fd` (not owned) for `interest`; Error(EEXIST) if already watched.
     void watch(int fd, std::uint32_t interest, Handler handler);
+    /// Changes the interest of a watched descriptor.
     void modify(int fd, std::uint32_t interest);
+    /// Stops watching `fd`; nothing happens for a descriptor not watched.
     void unwatch(int fd);
+    /// Whether `fd` is watched now.
     [[nodiscard]] bool watching(int fd) const noexcept;
+    /// The interest of a watched descriptor, 0 for one not watched.
     [[nodiscard]] std::uint32_t interest(int fd) const noexcept;
 
+    /// Runs `fn` once `after` has passed, then every `every` if given
+    /// (Error(EINVAL) for a period <= 0). Timers due together run in deadline order.
     TimerId add_timer(Duration after, std::function<void()> fn,
                       std::optional<Duration> every = std::nullopt);
+    /// Cancels a timer (its own callback may do it); an unknown id is ignored.
     void cancel_timer(TimerId id);
 
+    /// From any thread: runs `fn` on the loop's thread soon, in the order posted.
     void post(std::function<void()> fn);
+    /// Delivers `signo` through a signalfd to `fn` (see the class comment).
     void on_signal(int signo, std::function<void()> fn);
 
+    /// Runs rounds until stop(); then it may be run again.
     void run();
     /// Runs one round: waits at most `timeout` and dispatches what is ready.
     void run_once(std::optional<Duration> timeout);
+    /// From any thread: run() returns after the current round.
     void stop();
 
+    /// The poller backend the loop waits with.
     [[nodiscard]] Backend backend() const noexcept { return poller_->backend(); }
 
   private:
@@ -82,7 +106,9 @@ class EventLoop {
 
     void dispatch(const ReadyEvent& ready);
     void on_timers();
+    void run_due_timers(Clock::time_point now);
     void on_wakeup();
+    void wake() noexcept;
     void on_signals();
     void arm_timerfd();
 

@@ -11,4 +11,6 @@
 #include "ferry/framing.hpp"       // IWYU pragma: export
 #include "ferry/poller.hpp"        // IWYU pragma: export
 #include "ferry/reliable_udp.hpp"  // IWYU pragma: export
+#include "ferry/run_loops.hpp"     // IWYU pragma: export
 #include "ferry/socket.hpp"        // IWYU pragma: export
+#include "ferry/time.hpp"          // IWYU pragma: export

@@ -8,17 +8,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "ferry/address.hpp"
 #include "ferry/fd.hpp"
+#include "ferry/time.hpp"  // Duration, Clock, Deadline (this header once declared them)
 
 namespace ferry {
-
-using Duration = std::chrono::nanoseconds;
-using Clock = std::chrono::steady_clock;
-/// An absolute point by which an operation must finish; nullopt = no limit.
-using Deadline = std::optional<Clock::time_point>;
 
 /// Bytes moved by one call. Empty means "would block": returned only in
 /// non-blocking mode (timeout zero). For recv, 0 bytes means end of stream.
@@ -87,9 +84,12 @@ struct Received {
 ///
 /// Every failure throws Error (or TimeoutError, ShortReadError) whose text
 /// names the call and the address, e.g. `connect to 127.0.0.1:1060: Connection
-/// refused`. EINTR is retried. Every send passes MSG_NOSIGNAL, so a write to a
-/// reset peer is an Error ("Broken pipe"), never a SIGPIPE: the library does
-/// not touch process-wide signal state.
+/// refused`. accept, connect, send and recv also come without exceptions, as
+/// in Asio: the overloads taking a `std::error_code&` behave the same but set
+/// it (std::system_category, the errno value) instead of throwing, and report
+/// "would block" as an error code too. EINTR is retried. Every send passes MSG_NOSIGNAL, so a write
+/// to a reset peer is an Error ("Broken pipe"), never a SIGPIPE: the library does not touch
+/// process-wide signal state.
 ///
 /// Thread-safety: one thread may send while another receives; changing the
 /// timeout while another thread uses the socket is a data race.
@@ -127,18 +127,53 @@ class Socket {
     /// non-blocking); SOCK_CLOEXEC is always added. Empty only in non-blocking
     /// mode when no connection is pending.
     std::optional<Accepted> accept(int flags = 0);
+    /// accept(), without exceptions: the connection, or nullopt with `ec` set
+    /// from errno: std::errc::operation_would_block (== resource_unavailable_try_again)
+    /// in non-blocking mode when no connection is pending, timed_out when a
+    /// timeout passed, the accept4(2) error otherwise (EMFILE, ECONNABORTED...).
+    /// `ec` is cleared on success.
+    std::optional<Accepted> accept(int flags, std::error_code& ec) noexcept;
+    std::optional<Accepted> accept(std::error_code& ec) noexcept;
     /// connect(2); with a timeout, a non-blocking connect bounded by it. Returns
     /// false only in non-blocking mode, while the connection is in progress
     /// (then wait for writability and call finish_connect()).
     bool connect(const Address& address);
+    /// connect(), without exceptions: true once connected; false with `ec`
+    /// set from errno otherwise: connection_refused, timed_out (the timeout
+    /// passed, or the kernel gave up), and in non-blocking mode
+    /// operation_in_progress while the handshake goes on (then wait for
+    /// writability and call finish_connect(ec)). `ec` is cleared on success.
+    bool connect(const Address& address, std::error_code& ec) noexcept;
     /// After a non-blocking connect became writable: throws the connect error, if any.
     void finish_connect(const Address& address);
+    /// finish_connect(), without exceptions: `ec` is the connect error
+    /// (SO_ERROR), cleared when the connection is established.
+    void finish_connect(std::error_code& ec) noexcept;
 
     IoResult send(const void* data, std::size_t size, int flags = 0);
     IoResult send(std::string_view data, int flags = 0) {
         return send(data.data(), data.size(), flags);
     }
+    /// send(), without exceptions: the bytes sent (MSG_NOSIGNAL, as always),
+    /// or 0 with `ec` set from errno: operation_would_block in non-blocking
+    /// mode when the send buffer is full, timed_out when a timeout passed,
+    /// broken_pipe or connection_reset for a reset peer. Cleared on success.
+    std::size_t send(const void* data, std::size_t size, int flags, std::error_code& ec) noexcept;
+    std::size_t send(std::string_view data, int flags, std::error_code& ec) noexcept {
+        return send(data.data(), data.size(), flags, ec);
+    }
+    std::size_t send(std::string_view data, std::error_code& ec) noexcept {
+        return send(data.data(), data.size(), 0, ec);
+    }
     IoResult recv(void* data, std::size_t size, int flags = 0);
+    /// recv(), without exceptions: the bytes received with `ec` cleared (0
+    /// bytes: end of stream), or 0 with `ec` set from errno:
+    /// operation_would_block in non-blocking mode when nothing has arrived,
+    /// timed_out when a timeout passed, connection_reset...
+    std::size_t recv(void* data, std::size_t size, int flags, std::error_code& ec) noexcept;
+    std::size_t recv(void* data, std::size_t size, std::error_code& ec) noexcept {
+        return recv(data, size, 0, ec);
+    }
     IoResult sendto(const void* data, std::size_t size, const Address& to, int flags = 0);
     IoResult sendto(std::string_view data, const Address& to, int flags = 0) {
         return sendto(data.data(), data.size(), to, flags);
@@ -253,11 +288,25 @@ class Socket {
 
   private:
     enum class Direction { in, out };
+    /// How one call ended under the socket's mode.
+    struct Outcome {
+        enum Kind { done, would_block, timed_out, failed } kind = done;
+        std::size_t size = 0;  ///< done: what the call returned
+        int error = 0;         ///< failed: the errno value
+    };
     /// Runs `call` until it succeeds, applying the mode: EINTR retried,
-    /// EAGAIN waited for (timeout), returned empty (non-blocking) or thrown.
+    /// EAGAIN waited for (timeout), or given back as would_block (non-blocking).
+    template <class Call>
+    Outcome attempt(Direction dir, Deadline deadline, bool wait_when_nonblocking,
+                    Call&& call) const noexcept;
+    /// attempt(), with the failures thrown (`what` names the call) and would_block empty.
     template <class Call>
     IoResult retry(Direction dir, Deadline deadline, bool wait_when_nonblocking, const char* what,
                    Call&& call);
+    /// The error code of an outcome other than done, for the overloads without exceptions.
+    static std::error_code code_of(const Outcome& outcome) noexcept;
+    Outcome connect_outcome(const Address& address) noexcept;
+    Outcome accept_outcome(int flags, Accepted& result) noexcept;
     [[nodiscard]] std::string context(const char* what) const;
 
     Fd fd_;

@@ -3,7 +3,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <deque>
@@ -11,15 +10,11 @@
 #include <mutex>
 #include <thread>
 
+#include "ferry/server/connection_policy.hpp"
 #include "shared.hpp"
 
 namespace ferry::detail {
 namespace {
-
-int ms_until(Clock::time_point deadline) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-    return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 60'000));
-}
 
 /// Waits for a connection on the listener or for the stop signal; false once stopping.
 bool wait_for_client(StreamServer::Shared& s, int timeout_ms = -1) {
@@ -36,89 +31,62 @@ bool wait_for_client(StreamServer::Shared& s, int timeout_ms = -1) {
 }  // namespace
 
 void serve_blocking(Socket socket, StreamServer::Shared& s) {
-    const ServerLimits& limits = s.limits;
     ServerStats& stats = *s.stats;
     ConnectionIo io = s.make_io();
+    ConnectionPolicy policy(s.limits);  // draining is this connection's: it sees the stop signal
+    ConnectionState state;
+    state.last_activity = Clock::now();
     Buffer in;
     Outbox out;
-    bool peer_done = false;  // the client shut down its writing side
-    bool draining = false;   // stop() was called: answer what was read, then close
-    bool write_shut = false;
-    auto last_activity = Clock::now();
-    std::optional<Clock::time_point> stalled_since;
-    Clock::time_point drain_deadline{};
     char discard[4096];
 
     try {
         io.prepare(socket.fd());
         for (;;) {
-            if (draining && out.empty() && !write_shut) {
-                ::shutdown(socket.fd(), SHUT_WR);
-                write_shut = true;
-            }
-            if (peer_done && out.empty()) break;
-            const bool want_read =
-                write_shut || (!peer_done && !draining && out.size() <= limits.output_high_water);
-            const short want = static_cast<short>((want_read ? POLLIN : 0) |
-                                                  (!out.empty() && !write_shut ? POLLOUT : 0));
-
-            auto deadline = Clock::time_point::max();
-            if (limits.idle_timeout) deadline = last_activity + *limits.idle_timeout;
-            if (stalled_since)
-                deadline = std::min(deadline, *stalled_since + limits.stalled_timeout);
-            if (draining) deadline = std::min(deadline, drain_deadline);
-
+            const ConnectionStep step = policy.settle(state, out.size(), Clock::now());
+            if (step == ConnectionStep::close) break;
+            if (step == ConnectionStep::shut_write) ::shutdown(socket.fd(), SHUT_WR);
+            const bool want_read = policy.wants_read(state, out.size());
+            const short want = static_cast<short>(
+                (want_read ? POLLIN : 0) | (policy.wants_write(state, out.size()) ? POLLOUT : 0));
             pollfd fds[2] = {{socket.fd(), want, 0},
-                             {s.stop.get(), static_cast<short>(draining ? 0 : POLLIN), 0}};
-            const int rc =
-                ::poll(fds, 2, deadline == Clock::time_point::max() ? -1 : ms_until(deadline));
-            if (rc < 0 && errno == EINTR) continue;
-            if (rc < 0) throw_errno("poll");
+                             {s.stop.get(), static_cast<short>(policy.draining() ? 0 : POLLIN), 0}};
+            poll_until(fds, policy.next_deadline(state));
             const auto now = Clock::now();
             if (fds[1].revents != 0) {
-                draining = true;
-                drain_deadline = now + limits.drain_timeout;
+                policy.start_draining(now);
                 continue;
             }
-            if (rc == 0) {
-                if (draining && now >= drain_deadline) break;
-                if (stalled_since && now >= *stalled_since + limits.stalled_timeout) {
-                    ++stats.dropped_stalled;
-                    break;
-                }
-                if (limits.idle_timeout && now >= last_activity + *limits.idle_timeout) {
-                    ++stats.dropped_idle;
-                    break;
-                }
-                continue;
-            }
+            const ConnectionExpiry why = policy.expiry(state, now);
+            if (why == ConnectionExpiry::stalled) ++stats.dropped_stalled;
+            if (why == ConnectionExpiry::idle) ++stats.dropped_idle;
+            if (why != ConnectionExpiry::none) break;
+
             const short got = fds[0].revents;
-            if (write_shut && (got & (POLLIN | POLLHUP | POLLERR))) {
+            if (state.write_shut) {
                 // Waiting for the client's close after ours: what it still sends was never
                 // accepted.
+                if ((got & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
                 const ssize_t n = ::recv(socket.fd(), discard, sizeof discard, 0);
                 if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) break;
                 continue;
             }
             if (want_read && (got & (POLLIN | POLLHUP | POLLERR))) {
                 const IoResult n = io.read(socket.fd(), in);
-                if (n && *n == 0) peer_done = true;
+                if (n && *n == 0) state.peer_done = true;
                 if (n && *n > 0) {
                     stats.bytes_in += *n;
                     stats.messages += io.handle(*s.handler, in, out);
-                    last_activity = now;
+                    state.last_activity = now;
                 }
             }
-            if (!out.empty() && !write_shut) {
+            // Sent at once rather than after another poll: a reply that fits
+            // the socket buffer costs no extra round.
+            if (policy.wants_write(state, out.size())) {
                 if (const IoResult n = out.write_to(socket.fd()); n && *n > 0) {
                     stats.bytes_out += *n;
-                    last_activity = now;
+                    state.last_activity = now;
                 }
-            }
-            if (out.size() > limits.output_high_water) {
-                if (!stalled_since) stalled_since = now;
-            } else {
-                stalled_since.reset();
             }
         }
     } catch (const Error& e) {

@@ -4,11 +4,12 @@
 #include <netinet/tcp.h>
 
 #include <memory>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "ferry/event_loop.hpp"
+#include "ferry/run_loops.hpp"
+#include "ferry/server/connection_policy.hpp"
 #include "shared.hpp"
 
 namespace ferry::detail {
@@ -23,17 +24,27 @@ constexpr auto kReleaseAfter = std::chrono::seconds(1);
 class LoopWorker {
   public:
     LoopWorker(StreamServer::Shared& s, Socket& listener, Backend backend)
-        : s_(s), listener_(listener), loop_(backend), spare_(open_spare()), io_(s.make_io()) {
+        : s_(s),
+          listener_(listener),
+          loop_(backend),
+          spare_(open_spare()),
+          io_(s.make_io()),
+          policy_(s.limits) {
         is_tcp_ = listener_.family() != AF_UNIX;
     }
 
-    void run() {
+    /// Sets the loop up; run_loops() then runs it on its thread.
+    void start() {
         listener_.set_blocking(false);
         loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
         loop_.watch(s_.stop.get(), events::readable, [this](std::uint32_t) { on_stop(); });
         loop_.add_timer(
             kSweepPeriod, [this] { sweep(); }, kSweepPeriod);
-        loop_.run();
+    }
+    [[nodiscard]] EventLoop& loop() noexcept { return loop_; }
+
+    /// Once the loop has returned: closes what is left and publishes the counts.
+    void finish() {
         for (auto& c : conns_)
             if (c) close(*c);
         publish();
@@ -41,13 +52,11 @@ class LoopWorker {
 
   private:
     struct Conn {
+        Conn() { state.last_activity = Clock::now(); }
         Socket socket;
         Buffer in;
         Outbox out;
-        Clock::time_point last_activity;
-        Clock::time_point stalled_since{};
-        bool peer_done = false;
-        bool write_shut = false;
+        ConnectionState state;
     };
 
     void on_accept() {
@@ -73,7 +82,6 @@ class LoopWorker {
             auto& slot = conns_[static_cast<std::size_t>(fd)];
             slot = std::make_unique<Conn>();
             slot->socket = std::move(client->socket);
-            slot->last_activity = Clock::now();
             loop_.watch(fd, events::readable,
                         [this, fd](std::uint32_t ready) { on_ready(fd, ready); });
         }
@@ -82,7 +90,7 @@ class LoopWorker {
     void on_ready(int fd, std::uint32_t ready) {
         Conn& c = *conns_[static_cast<std::size_t>(fd)];
         try {
-            if (c.write_shut) {
+            if (c.state.write_shut) {
                 // After our close: wait for the client's, discarding what it still sends.
                 char discard[4096];
                 const ssize_t n = ::recv(fd, discard, sizeof discard, 0);
@@ -90,21 +98,22 @@ class LoopWorker {
                 return;
             }
             const auto now = Clock::now();
-            if ((ready & (events::readable | events::hangup | events::error)) && wants_read(c)) {
+            if ((ready & (events::readable | events::hangup | events::error)) &&
+                policy_.wants_read(c.state, c.out.size())) {
                 for (unsigned i = 0; i < s_.limits.max_reads_per_wakeup; ++i) {
                     const IoResult n = io_.read(fd, c.in);
                     if (!n) break;
                     if (*n == 0) {
-                        c.peer_done = true;
+                        c.state.peer_done = true;
                         break;
                     }
                     bytes_in_ += *n;
                     messages_ += io_.handle(*s_.handler, c.in, c.out);
-                    c.last_activity = now;
+                    c.state.last_activity = now;
                     // Write now rather than wait for a writable event: the common
                     // case (a reply that fits the socket buffer) costs no epoll round.
                     flush(c);
-                    if (c.out.size() > s_.limits.output_high_water) break;
+                    if (!policy_.wants_read(c.state, c.out.size())) break;
                     // Less than the room offered: the socket is drained, and one
                     // more read would only say EAGAIN (a system call per request).
                     if (io_.drained_by(*n)) break;
@@ -118,34 +127,28 @@ class LoopWorker {
         }
     }
 
-    bool wants_read(const Conn& c) const {
-        return !c.peer_done && !draining_ && c.out.size() <= s_.limits.output_high_water;
-    }
-
     void flush(Conn& c) {
         if (c.out.empty()) return;
         if (const IoResult n = c.out.write_to(c.socket.fd()); n && *n > 0) {
             bytes_out_ += *n;
-            c.last_activity = Clock::now();
+            c.state.last_activity = Clock::now();
         }
     }
 
-    /// Settles the connection's state after I/O: close, shut down, or set the interest.
+    /// After I/O, what the policy says: close, shut down, or the interest to watch for.
     void update(Conn& c) {
-        if (c.peer_done && c.out.empty()) return close(c);
-        if (draining_ && c.out.empty() && !c.write_shut) {
-            ::shutdown(c.socket.fd(), SHUT_WR);
-            c.write_shut = true;
-            loop_.modify(c.socket.fd(), events::readable);
-            return;
-        }
-        if (c.out.size() > s_.limits.output_high_water) {
-            if (c.stalled_since == Clock::time_point{}) c.stalled_since = Clock::now();
-        } else {
-            c.stalled_since = {};
+        switch (policy_.settle(c.state, c.out.size(), Clock::now())) {
+            case ConnectionStep::close:
+                return close(c);
+            case ConnectionStep::shut_write:
+                ::shutdown(c.socket.fd(), SHUT_WR);
+                break;
+            case ConnectionStep::serve:
+                break;
         }
         const std::uint32_t interest =
-            (wants_read(c) ? events::readable : 0u) | (c.out.empty() ? 0u : events::writable);
+            (policy_.wants_read(c.state, c.out.size()) ? events::readable : 0u) |
+            (policy_.wants_write(c.state, c.out.size()) ? events::writable : 0u);
         loop_.modify(c.socket.fd(), interest);
     }
 
@@ -154,12 +157,11 @@ class LoopWorker {
         loop_.unwatch(fd);
         conns_[static_cast<std::size_t>(fd)].reset();
         --s_.stats->open;
-        if (draining_ && --live_ == 0) loop_.stop();
+        if (policy_.draining() && --live_ == 0) loop_.stop();
     }
 
     void on_stop() {
-        draining_ = true;
-        drain_deadline_ = Clock::now() + s_.limits.drain_timeout;
+        policy_.start_draining(Clock::now());
         loop_.unwatch(s_.stop.get());
         loop_.unwatch(listener_.fd());
         listener_.close();  // new clients are refused by the kernel from now on
@@ -182,21 +184,27 @@ class LoopWorker {
     void sweep() {
         publish();
         const auto now = Clock::now();
-        if (draining_ && now >= drain_deadline_) return loop_.stop();
         for (auto& slot : conns_) {
             if (!slot) continue;
             Conn& c = *slot;
-            if (c.stalled_since != Clock::time_point{} &&
-                now - c.stalled_since >= s_.limits.stalled_timeout) {
-                ++s_.stats->dropped_stalled;
-                close(c);
-            } else if (s_.limits.idle_timeout && now - c.last_activity >= *s_.limits.idle_timeout &&
-                       !draining_) {
-                ++s_.stats->dropped_idle;
-                close(c);
-            } else if (now - c.last_activity >= kReleaseAfter) {
-                c.in.release();
-                c.out.release();
+            switch (policy_.expiry(c.state, now)) {
+                case ConnectionExpiry::stalled:
+                    ++s_.stats->dropped_stalled;
+                    close(c);
+                    break;
+                case ConnectionExpiry::idle:
+                    ++s_.stats->dropped_idle;
+                    close(c);
+                    break;
+                case ConnectionExpiry::drain_over:
+                    close(c);  // the last one stops the loop
+                    break;
+                case ConnectionExpiry::none:
+                    if (now - c.state.last_activity >= kReleaseAfter) {
+                        c.in.release();
+                        c.out.release();
+                    }
+                    break;
             }
         }
     }
@@ -206,28 +214,38 @@ class LoopWorker {
     EventLoop loop_;
     Fd spare_;
     ConnectionIo io_;  // this loop's reads: every connection of a loop shares its read buffer
+    ConnectionPolicy policy_;  // draining is this loop's: each loop sees the stop signal itself
     bool is_tcp_ = true;
     std::vector<std::unique_ptr<Conn>> conns_;  // indexed by descriptor
-    bool draining_ = false;
-    std::size_t live_ = 0;        // connections left while draining
-    std::uint64_t bytes_in_ = 0;  // not yet published to the shared counters
+    std::size_t live_ = 0;                      // connections left while draining
+    std::uint64_t bytes_in_ = 0;                // not yet published to the shared counters
     std::uint64_t bytes_out_ = 0;
     std::uint64_t messages_ = 0;
-    Clock::time_point drain_deadline_{};
 };
 
 }  // namespace
 
 void run_loops(StreamServer::Shared& s, Backend backend) {
     std::vector<std::unique_ptr<LoopWorker>> workers;
-    for (Socket& listener : s.listeners)
+    std::vector<EventLoop*> loops;
+    for (Socket& listener : s.listeners) {
         workers.push_back(std::make_unique<LoopWorker>(s, listener, backend));
-    std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < workers.size(); ++i)
-        threads.emplace_back([w = workers[i].get()] { w->run(); });
-    workers.front()->run();
-    for (std::thread& t : threads)
-        t.join();
+        workers.back()->start();
+        loops.push_back(&workers.back()->loop());
+    }
+    // A loop that fails stops the others: its error reaches run()'s caller,
+    // after every connection is closed and counted.
+    const auto finish_all = [&] {
+        for (auto& w : workers)
+            w->finish();
+    };
+    try {
+        ferry::run_loops(loops);
+    } catch (...) {
+        finish_all();
+        throw;
+    }
+    finish_all();
 }
 
 }  // namespace ferry::detail

@@ -8,6 +8,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "ferry/server/connection_policy.hpp"
 #include "shared.hpp"
 
 namespace ferry::detail {
@@ -26,7 +27,7 @@ struct Op {
 };
 
 struct UringConn {
-    explicit UringConn(Socket s) : socket(std::move(s)), last_activity(Clock::now()) {}
+    explicit UringConn(Socket s) : socket(std::move(s)) { state.last_activity = Clock::now(); }
     Socket socket;
     Buffer in;
     // Replies collect in `pending` while `sending` is in the kernel's hands:
@@ -38,17 +39,14 @@ struct UringConn {
     Op send_op{OpKind::send, this};
     bool recv_in_flight = false;
     bool send_in_flight = false;
-    bool peer_done = false;
-    bool write_shut = false;
     bool closing = false;
-    Clock::time_point last_activity;
-    Clock::time_point stalled_since{};
+    ConnectionState state;
 };
 
 class UringWorker {
   public:
     explicit UringWorker(StreamServer::Shared& s)
-        : s_(s), listener_(s.listeners.front()), io_(s.make_io()) {
+        : s_(s), listener_(s.listeners.front()), io_(s.make_io()), policy_(s.limits) {
         const int rc = ::io_uring_queue_init(kRingEntries, &ring_, 0);
         if (rc < 0) throw_errno(-rc, "io_uring_queue_init");
         is_tcp_ = listener_.family() != AF_UNIX;
@@ -113,7 +111,7 @@ class UringWorker {
         c.recv_in_flight = true;
     }
     void kick_send(UringConn& c) {
-        if (c.send_in_flight || c.closing || c.write_shut) return;
+        if (c.send_in_flight || c.closing || !policy_.wants_write(c.state, queued(c))) return;
         if (c.sending.empty()) std::swap(c.sending, c.pending);
         if (c.sending.empty()) return;
         const std::string_view next = c.sending.next();
@@ -121,12 +119,9 @@ class UringWorker {
                            MSG_NOSIGNAL);
         c.send_in_flight = true;
     }
-    [[nodiscard]] std::size_t queued(const UringConn& c) const {
+    /// Reply bytes not yet sent: those of a send in flight stay in `sending` until it completes.
+    [[nodiscard]] static std::size_t queued(const UringConn& c) {
         return c.pending.size() + c.sending.size();
-    }
-    [[nodiscard]] bool wants_read(const UringConn& c) const {
-        return c.write_shut ||
-               (!c.peer_done && !draining_ && queued(c) <= s_.limits.output_high_water);
     }
 
     /// Readies an accepted connection (a send buffer for the largest reply); false if that failed.
@@ -157,7 +152,7 @@ class UringWorker {
     }
 
     void on_accept(int res) {
-        if (draining_) {
+        if (policy_.draining()) {
             if (res >= 0) ::close(res);
             return;
         }
@@ -191,16 +186,16 @@ class UringWorker {
         c.recv_in_flight = false;
         if (c.closing) return release(c);
         if (res < 0) return close(c);
-        if (c.write_shut) {  // after our close: discard until the client's
+        if (c.state.write_shut) {  // after our close: discard until the client's
             if (res == 0) return close(c);
             return arm_recv(c);
         }
         if (res == 0) {
-            c.peer_done = true;
+            c.state.peer_done = true;
             return settle(c);
         }
         const auto n = static_cast<std::size_t>(res);
-        c.last_activity = Clock::now();
+        c.state.last_activity = Clock::now();
         try {
             io_.received(c.receive_area.get(), n, c.in);
             s_.stats->bytes_in.fetch_add(n, std::memory_order_relaxed);
@@ -225,25 +220,23 @@ class UringWorker {
             return close(c);
         }
         s_.stats->bytes_out.fetch_add(n, std::memory_order_relaxed);
-        c.last_activity = Clock::now();
+        c.state.last_activity = Clock::now();
         kick_send(c);
         settle(c);
     }
 
-    /// After any completion: close, shut down, or keep receiving.
+    /// After any completion, what the policy says: close, shut down, or keep receiving.
     void settle(UringConn& c) {
-        const bool flushed = queued(c) == 0 && !c.send_in_flight;
-        if (c.peer_done && flushed) return close(c);
-        if (draining_ && flushed && !c.write_shut) {
-            ::shutdown(c.socket.fd(), SHUT_WR);
-            c.write_shut = true;
+        switch (policy_.settle(c.state, queued(c), Clock::now())) {
+            case ConnectionStep::close:
+                return close(c);
+            case ConnectionStep::shut_write:
+                ::shutdown(c.socket.fd(), SHUT_WR);
+                break;
+            case ConnectionStep::serve:
+                break;
         }
-        if (queued(c) > s_.limits.output_high_water) {
-            if (c.stalled_since == Clock::time_point{}) c.stalled_since = Clock::now();
-        } else {
-            c.stalled_since = {};
-        }
-        if (wants_read(c)) arm_recv(c);
+        if (policy_.wants_read(c.state, queued(c))) arm_recv(c);
     }
 
     void close(UringConn& c) {
@@ -260,12 +253,11 @@ class UringWorker {
     void release(UringConn& c) {
         if (c.recv_in_flight || c.send_in_flight) return;
         conns_.erase(&c);
-        if (draining_ && conns_.empty()) done_ = true;
+        if (policy_.draining() && conns_.empty()) done_ = true;
     }
 
     void on_stop() {
-        draining_ = true;
-        drain_deadline_ = Clock::now() + s_.limits.drain_timeout;
+        policy_.start_draining(Clock::now());
         io_uring_prep_cancel(next_sqe(&ignored_op_), &accept_op_, 0);
         if (conns_.empty()) {
             done_ = true;
@@ -284,21 +276,16 @@ class UringWorker {
         for (auto& [key, conn] : conns_) {
             UringConn& c = *conn;
             if (c.closing) continue;
-            if (draining_ && now >= drain_deadline_) {
-                expired.push_back(key);
-            } else if (c.stalled_since != Clock::time_point{} &&
-                       now - c.stalled_since >= s_.limits.stalled_timeout) {
-                ++s_.stats->dropped_stalled;
-                expired.push_back(key);
-            } else if (!draining_ && s_.limits.idle_timeout &&
-                       now - c.last_activity >= *s_.limits.idle_timeout) {
-                ++s_.stats->dropped_idle;
-                expired.push_back(key);
-            }
+            const ConnectionExpiry why = policy_.expiry(c.state, now);
+            if (why == ConnectionExpiry::none) continue;
+            if (why == ConnectionExpiry::stalled) ++s_.stats->dropped_stalled;
+            if (why == ConnectionExpiry::idle) ++s_.stats->dropped_idle;
+            expired.push_back(key);
         }
         for (UringConn* c : expired)
             close(*c);
-        if (draining_ && now >= drain_deadline_ && conns_.empty()) done_ = true;
+        const auto drain_end = policy_.drain_deadline();
+        if (drain_end && now >= *drain_end && conns_.empty()) done_ = true;
         if (!done_) arm_tick();
     }
 
@@ -308,6 +295,7 @@ class UringWorker {
     Fd spare_;
     // The handler call and the message checks; receives go to each connection's own area.
     ConnectionIo io_;
+    ConnectionPolicy policy_;
     std::size_t recv_size_ = kRecvSize;
     int recv_flags_ = 0;
     bool is_tcp_ = true;
@@ -317,9 +305,7 @@ class UringWorker {
     Op tick_op_{OpKind::tick, nullptr};
     Op ignored_op_{OpKind::ignored, nullptr};
     __kernel_timespec tick_{};
-    bool draining_ = false;
     bool done_ = false;
-    Clock::time_point drain_deadline_{};
 };
 
 }  // namespace

@@ -14,9 +14,10 @@ from echo_support import (MODELS, UDP_MODELS, TIMEOUT, connect, exchange_concurr
 class Conformance:
     """Mixed into one TestCase per model (MODEL set by the class factory)."""
     MODEL = None
+    SERVER_ARGS = ()  # what every server of the class is started with, after the model
 
     def test_many_clients_at_once_each_get_their_own_bytes_back(self):
-        proc, port = start_server(self, self.MODEL)
+        proc, port = start_server(self, self.MODEL, *self.SERVER_ARGS)
         failures = []
 
         def client(seed):
@@ -43,7 +44,7 @@ class Conformance:
         rng = random.Random(7)
         for framing in ['raw', 'line', 'fixed:16', 'length']:
             with self.subTest(framing=framing):
-                proc, port = start_server(self, self.MODEL, '--framing', framing)
+                proc, port = start_server(self, self.MODEL, *self.SERVER_ARGS, '--framing', framing)
                 with connect(port) as s:
                     messages = [frame(framing, random_payload(rng, rng.randint(1, 16),
                                                               printable=framing == 'line'))
@@ -58,7 +59,7 @@ class Conformance:
                 proc.stop()
 
     def test_one_byte_and_four_megabyte_messages(self):
-        proc, port = start_server(self, self.MODEL)
+        proc, port = start_server(self, self.MODEL, *self.SERVER_ARGS)
         with connect(port) as s:
             s.sendall(b'x')
             self.assertEqual(recv_exactly(s, 1), b'x')
@@ -66,14 +67,14 @@ class Conformance:
             self.assertEqual(exchange_concurrently(s, big), big)
 
     def test_half_close_gets_every_echo_then_end_of_stream(self):
-        proc, port = start_server(self, self.MODEL, '--framing', 'line')
+        proc, port = start_server(self, self.MODEL, *self.SERVER_ARGS, '--framing', 'line')
         with connect(port) as s:
             s.sendall(b'one\ntwo\nthree\n')
             s.shutdown(socket.SHUT_WR)
             self.assertEqual(recv_until_eof(s), b'one\ntwo\nthree\n')
 
     def test_a_client_that_vanishes_does_not_disturb_the_next(self):
-        proc, port = start_server(self, self.MODEL)
+        proc, port = start_server(self, self.MODEL, *self.SERVER_ARGS)
         s = connect(port)
         s.sendall(b'half a conversation')
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
@@ -83,7 +84,7 @@ class Conformance:
             self.assertEqual(recv_exactly(s2, 12), b'still there?')
 
     def test_sigterm_stops_the_server_with_exit_zero_and_a_summary(self):
-        proc, port = start_server(self, self.MODEL)
+        proc, port = start_server(self, self.MODEL, *self.SERVER_ARGS)
         with connect(port) as s:
             s.sendall(b'ping')
             self.assertEqual(recv_exactly(s, 4), b'ping')
@@ -94,6 +95,12 @@ class Conformance:
 for _model in MODELS:
     _name = 'Echo_%s' % _model
     globals()[_name] = type(_name, (Conformance, ferrytest.TestCase), {'MODEL': _model})
+
+
+class Echo_epoll_threads(Conformance, ferrytest.TestCase):
+    """Three event loops on three threads, each with its own SO_REUSEPORT listener."""
+    MODEL = 'epoll'
+    SERVER_ARGS = ('--threads', '3')
 
 
 class UdpEcho(ferrytest.TestCase):

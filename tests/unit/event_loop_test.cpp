@@ -2,8 +2,12 @@
 #include "ferry/event_loop.hpp"
 
 #include <csignal>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "ferry/error.hpp"
 #include "unit/fd_leak_check.hpp"
 
 namespace ferry::test {
@@ -12,6 +16,23 @@ namespace {
 using namespace std::chrono_literals;
 
 class EventLoopTest : public FdLeakCheck, public ::testing::WithParamInterface<Backend> {};
+
+/// Runs rounds until `done()` holds or kGuard has passed; false on the guard.
+/// A bound that does not rely on the loop's timers, which some tests check.
+template <class Done>
+bool run_until(EventLoop& loop, Done done) {
+    const auto deadline = Clock::now() + kGuard;
+    while (!done()) {
+        const auto now = Clock::now();
+        if (now >= deadline) return false;
+        loop.run_once(deadline - now);
+    }
+    return true;
+}
+
+bool never() {
+    return false;
+}
 
 TEST_P(EventLoopTest, HandlerRunsWhenItsDescriptorIsReadable) {
     EventLoop loop(GetParam());
@@ -144,6 +165,78 @@ TEST_P(EventLoopTest, SignalArrivesAsACallback) {
     ::raise(SIGUSR1);  // blocked in this thread now: it waits in the signalfd
     loop.run();
     EXPECT_EQ(seen, 1);
+}
+
+TEST_P(EventLoopTest, ATimerThatThrowsLeavesTheTimersDueWithItAndLaterOnesQueued) {
+    EventLoop loop(GetParam());
+    std::vector<std::string> fired;
+    loop.add_timer(0ms, [&] {
+        fired.push_back("first");
+        throw std::runtime_error("timer failed");
+    });
+    loop.add_timer(0ms, [&] { fired.push_back("due with it"); });
+    loop.add_timer(50ms, [&] { fired.push_back("later"); });
+    EXPECT_THROW(run_until(loop, never), std::runtime_error);
+    // Run again: the rest fires, in order, through the re-armed timerfd.
+    EXPECT_TRUE(run_until(loop, [&] { return fired.size() == 3; }));
+    EXPECT_EQ(fired, (std::vector<std::string>{"first", "due with it", "later"}));
+}
+
+TEST_P(EventLoopTest, ARepeatingTimerThatThrowsStaysScheduled) {
+    EventLoop loop(GetParam());
+    int ticks = 0;
+    loop.add_timer(
+        1ms,
+        [&] {
+            if (++ticks == 1) throw std::runtime_error("first tick failed");
+        },
+        1ms);
+    EXPECT_THROW(run_until(loop, never), std::runtime_error);
+    EXPECT_TRUE(run_until(loop, [&] { return ticks >= 3; }));
+}
+
+TEST_P(EventLoopTest, PostedWorkThatThrowsLeavesTheRestQueuedInOrder) {
+    EventLoop loop(GetParam());
+    std::vector<int> ran;
+    loop.post([&] {
+        ran.push_back(1);
+        throw std::runtime_error("posted work failed");
+    });
+    loop.post([&] { ran.push_back(2); });
+    loop.post([&] { ran.push_back(3); });
+    EXPECT_THROW(run_until(loop, never), std::runtime_error);
+    loop.post([&] { ran.push_back(4); });  // after the failure: still behind the rest
+    EXPECT_TRUE(run_until(loop, [&] { return ran.size() == 4; }));
+    EXPECT_EQ(ran, (std::vector<int>{1, 2, 3, 4}));
+}
+
+TEST_P(EventLoopTest, RunPropagatesAHandlersExceptionAndCanRunAgain) {
+    EventLoop loop(GetParam());
+    auto [a, b] = Socket::pair();
+    int calls = 0;
+    loop.watch(a.fd(), events::readable, [&](std::uint32_t) {
+        if (++calls == 1) throw std::runtime_error("handler failed");
+        char c;
+        a.recv(&c, 1);
+        loop.stop();
+    });
+    b.send_all("x");
+    loop.add_timer(kGuard, [&] { loop.stop(); });
+    EXPECT_THROW(loop.run(), std::runtime_error);
+    loop.run();  // the byte is still unread: the level-triggered event comes again
+    EXPECT_EQ(calls, 2);
+    loop.unwatch(a.fd());
+}
+
+TEST_P(EventLoopTest, OnSignalRefusesANumberThatIsNoSignal) {
+    EventLoop loop(GetParam());
+    try {
+        loop.on_signal(1000, [] {});
+        ADD_FAILURE() << "on_signal(1000) was accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::invalid_argument);
+        EXPECT_NE(std::string(e.what()).find("on_signal(1000)"), std::string::npos) << e.what();
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryBackend, EventLoopTest,

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include "ferry/error.hpp"
+#include "ferry/time.hpp"
 #include "unit/fd_leak_check.hpp"
+#include "unit/loopback.hpp"
 
 namespace ferry::test {
 namespace {
@@ -79,6 +81,51 @@ TEST_P(PollerTest, AddingTheSameDescriptorTwiceIsAnError) {
     auto poller = Poller::create(GetParam());
     poller->add(a.fd(), events::readable);
     EXPECT_THROW(poller->add(a.fd(), events::readable), Error);
+}
+
+/// Waits (at most kGuard) until `fd` shows one of `events` to poll(2) itself.
+bool kernel_shows(int fd, short events) {
+    pollfd p{fd, events, 0};
+    return poll_until({&p, 1}, Clock::now() + kGuard) > 0;
+}
+
+TEST_P(PollerTest, UrgentDataIsNeverReportedNorAnError) {
+    auto [client, server] = connected_tcp();
+    auto poller = Poller::create(GetParam());
+    poller->add(server.fd(), events::readable);
+    ASSERT_EQ(client.send(std::string_view("!"), MSG_OOB), 1u);
+    ASSERT_TRUE(kernel_shows(server.fd(), POLLPRI)) << "the urgent byte never arrived";
+    // A lone urgent byte: nothing to read in the stream, and no error; a
+    // consumer that were told anything here would be woken forever.
+    EXPECT_EQ(ready_bits(*poller, server.fd()), 0u);
+    client.send_all("data");
+    ASSERT_TRUE(kernel_shows(server.fd(), POLLIN));
+    const std::uint32_t bits = ready_bits(*poller, server.fd());
+    EXPECT_TRUE(bits & events::readable);
+    EXPECT_FALSE(bits & events::error);
+}
+
+TEST_P(PollerTest, APendingErrorWakesTheConsumerAndTheNextCallReturnsIt) {
+    auto [client, server] = connected_tcp();
+    auto poller = Poller::create(GetParam());
+    poller->add(client.fd(), events::readable);
+    server.set_option(SOL_SOCKET, SO_LINGER, linger{1, 0});
+    server.close();  // a reset, not an orderly close
+    ASSERT_TRUE(kernel_shows(client.fd(), POLLERR)) << "the reset never arrived";
+    const std::uint32_t bits = ready_bits(*poller, client.fd());
+    if (GetParam() == Backend::select) {
+        // select(2) has no error set: it says readable, and never error.
+        EXPECT_EQ(bits, events::readable);
+    } else {
+        EXPECT_TRUE(bits & events::error) << bits;
+    }
+    char c;
+    try {
+        client.recv(&c, 1);
+        ADD_FAILURE() << "recv after a reset succeeded";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::connection_reset) << e.what();
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryBackend, PollerTest,

@@ -462,10 +462,13 @@ TEST_F(DeadPeerTest, SendtoErrorNamesTheDestination) {
 }
 
 // Counts SIGUSR1 deliveries; installed without SA_RESTART, so that a blocked
-// recv(2) or poll(2) really returns EINTR.
-volatile std::sig_atomic_t g_signals = 0;  // NOLINT: a signal handler can only reach a global
+// recv(2) or poll(2) really returns EINTR. An atomic, not a volatile
+// sig_atomic_t: the peer thread reads it too (ThreadSanitizer saw the race),
+// and a lock-free atomic is safe in a signal handler.
+std::atomic<int> g_signals{0};  // NOLINT: a signal handler can only reach a global
+static_assert(std::atomic<int>::is_always_lock_free);
 void count_signal(int) {
-    g_signals = g_signals + 1;
+    ++g_signals;
 }
 
 // Whether thread `tid` of this process is asleep in the kernel (state S).
