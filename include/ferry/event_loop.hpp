@@ -39,32 +39,47 @@ namespace ferry {
 /// loop's own thread (the one that calls run()).
 class EventLoop {
   public:
+    /// Called with the ready bits (events::readable, writable, error, hangup).
     using Handler = std::function<void(std::uint32_t ready)>;
+    /// Names a timer for cancel_timer(); never reused by one loop.
     using TimerId = std::uint64_t;
 
+    /// A loop on `backend`, with its timerfd and eventfd. Throws Error.
     explicit EventLoop(Backend backend = Backend::epoll);
     ~EventLoop();
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
 
+    /// Starts watching `fd` for `interest`; Error(EEXIST) if it is watched already.
     void watch(int fd, std::uint32_t interest, Handler handler);
+    /// Changes what a watched `fd` is watched for.
     void modify(int fd, std::uint32_t interest);
+    /// Stops watching `fd` (nothing if it was not); its pending events are dropped.
     void unwatch(int fd);
+    /// Whether `fd` is watched.
     [[nodiscard]] bool watching(int fd) const noexcept;
+    /// What `fd` is watched for (0 when it is not).
     [[nodiscard]] std::uint32_t interest(int fd) const noexcept;
 
+    /// Runs `fn` once after `after`, then every `every` if given; returns its id.
     TimerId add_timer(Duration after, std::function<void()> fn,
                       std::optional<Duration> every = std::nullopt);
+    /// Cancels a timer (nothing if it already ran or was cancelled); a timer may cancel itself.
     void cancel_timer(TimerId id);
 
+    /// From any thread: runs `fn` on the loop's thread, soon.
     void post(std::function<void()> fn);
+    /// Runs `fn` on the loop's thread when `signo` arrives (see the class notes).
     void on_signal(int signo, std::function<void()> fn);
 
+    /// Dispatches rounds until stop().
     void run();
     /// Runs one round: waits at most `timeout` and dispatches what is ready.
     void run_once(std::optional<Duration> timeout);
+    /// From any thread: run() returns after the current round.
     void stop();
 
+    /// The Poller backend the loop runs on.
     [[nodiscard]] Backend backend() const noexcept { return poller_->backend(); }
 
   private:
