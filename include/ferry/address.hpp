@@ -27,26 +27,35 @@ class Address {
     /// A Unix-domain address; a leading '@' selects the Linux abstract namespace.
     static Address unix_path(std::string_view path);
 
+    /// AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC when empty.
     [[nodiscard]] int family() const noexcept { return storage_.ss_family; }
+    /// Whether the family is AF_INET or AF_INET6.
     [[nodiscard]] bool is_ip() const noexcept;
     /// The port of an IPv4/IPv6 address, 0 for other families.
     [[nodiscard]] std::uint16_t port() const noexcept;
+    /// Sets the port of an IPv4/IPv6 address; nothing for other families.
     void set_port(std::uint16_t port) noexcept;
     /// The numeric host (`127.0.0.1`, `::1`) or the Unix path.
     [[nodiscard]] std::string host() const;
+    /// The printable form: `127.0.0.1:1060`, `[::1]:1060`, a path, `@name`.
     [[nodiscard]] std::string to_string() const;
 
+    /// The sockaddr, for the socket calls (with size()).
     [[nodiscard]] const sockaddr* data() const noexcept {
         return reinterpret_cast<const sockaddr*>(&storage_);
     }
+    /// The sockaddr, for calls that fill it in (with size_ptr()).
     [[nodiscard]] sockaddr* data() noexcept { return reinterpret_cast<sockaddr*>(&storage_); }
+    /// The length of the sockaddr in bytes.
     [[nodiscard]] socklen_t size() const noexcept { return len_; }
     /// For calls that fill the address in: pass data() and a pointer to this.
     [[nodiscard]] socklen_t* size_ptr() noexcept { return &len_; }
+    /// The room for any family: what to pass as the length a call may fill.
     [[nodiscard]] static constexpr socklen_t capacity() noexcept {
         return sizeof(sockaddr_storage);
     }
 
+    /// Same family, host and port (and IPv6 scope); Unix addresses byte for byte.
     friend bool operator==(const Address& a, const Address& b) noexcept;
 
   private:
@@ -63,16 +72,22 @@ std::uint16_t parse_port(std::string_view text, std::string_view protocol = {});
 struct ResolveHints {
     int family = AF_UNSPEC;  ///< AF_INET, AF_INET6 or AF_UNSPEC
     int socktype = 0;        ///< SOCK_STREAM, SOCK_DGRAM, ... or 0 for every type
+    /// IPPROTO_TCP, IPPROTO_UDP, ... or 0 for every protocol
     int protocol = 0;
     bool passive = false;  ///< an address to bind: "" means every interface
+    /// AI_CANONNAME: the first result carries the host's canonical name
     bool canonical_name = false;
 };
 
 /// One getaddrinfo result.
 struct Resolved {
+    /// The address, with the service's port.
     Address address;
+    /// The arguments of socket(2) for this address: family (AF_INET, AF_INET6),
     int family = 0;
+    /// socket type (SOCK_STREAM, SOCK_DGRAM, ...)
     int socktype = 0;
+    /// and protocol (IPPROTO_TCP, IPPROTO_UDP, ...).
     int protocol = 0;
     std::string canonical_name;  ///< only on the first result, when asked for
 };
@@ -91,7 +106,9 @@ std::vector<Resolved> resolve(std::string_view host, std::string_view service,
 /// Printable names for the integer constants: "IPv4", "IPv6", "Unix";
 /// "STREAM", "DGRAM", "SEQPACKET", "RAW"; "tcp", "udp".
 std::string family_name(int family);
+/// "STREAM", "DGRAM", "SEQPACKET", "RAW" (`type N` for any other).
 std::string socktype_name(int socktype);
+/// "tcp", "udp", or another name from the protocols database (`proto N` when unknown).
 std::string protocol_name(int protocol);
 
 }  // namespace ferry

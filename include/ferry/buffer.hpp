@@ -24,25 +24,34 @@ namespace ferry {
 /// Thread-safety: none.
 class Buffer {
   public:
+    /// Bytes kept free in front of the readable ones, for a header prepend() adds.
     static constexpr std::size_t kPrependRoom = 8;
     /// read_from() always offers at least this much room (its stack spill):
     /// a read that returns less has drained the socket.
     static constexpr std::size_t kReadSpill = 64 * 1024;
 
+    /// Readable bytes.
     [[nodiscard]] std::size_t size() const noexcept { return write_ - read_; }
+    /// Whether no byte is readable.
     [[nodiscard]] bool empty() const noexcept { return write_ == read_; }
+    /// The first readable byte; valid until the next call that changes the buffer.
     [[nodiscard]] const char* data() const noexcept { return bytes_.data() + read_; }
+    /// The readable bytes; valid until the next call that changes the buffer.
     [[nodiscard]] std::string_view view() const noexcept { return {data(), size()}; }
 
+    /// Adds `n` bytes at the end, growing the storage when needed.
     void append(const void* data, std::size_t n);
+    /// Adds the bytes of `s` at the end.
     void append(std::string_view s) { append(s.data(), s.size()); }
     /// Puts `n` bytes in front of the readable ones (n <= kPrependRoom is always cheap).
     void prepend(const void* data, std::size_t n);
     /// Drops `n` readable bytes from the front.
     void consume(std::size_t n) noexcept;
+    /// Drops every readable byte; keeps the storage (see release()).
     void clear() noexcept { read_ = write_ = kPrependRoom; }
     /// Frees the storage when empty (an idle connection goes back to zero bytes).
     void release() noexcept;
+    /// Bytes of storage held (0 after release()).
     [[nodiscard]] std::size_t capacity() const noexcept { return bytes_.capacity(); }
 
     /// One readv() from `fd`: returns bytes read (0 = end of stream), or

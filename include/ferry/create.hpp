@@ -8,6 +8,7 @@
 
 namespace ferry {
 
+/// How create_connection() connects.
 struct ConnectOptions {
     int family = AF_UNSPEC;      ///< AF_INET or AF_INET6 to force one
     int socktype = SOCK_STREAM;  ///< SOCK_DGRAM "connects" a UDP socket: fixes its peer
@@ -23,9 +24,13 @@ struct ConnectOptions {
 Socket create_connection(std::string_view host, std::string_view service,
                          const ConnectOptions& options = {});
 
+/// How create_server() makes its socket.
 struct ServerOptions {
+    /// AF_INET or AF_INET6 to force one; AF_UNSPEC takes the first address that binds.
     int family = AF_UNSPEC;
+    /// SOCK_STREAM (listens), SOCK_DGRAM or SOCK_SEQPACKET (listens).
     int socktype = SOCK_STREAM;
+    /// The listen(2) backlog (the kernel caps it at net.core.somaxconn).
     int backlog = SOMAXCONN;
     /// SO_REUSEADDR, so a restarted server can bind at once. Stream and
     /// seqpacket sockets only: on UDP it would let two servers share the port

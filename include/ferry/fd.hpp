@@ -16,8 +16,11 @@ namespace ferry {
 class Fd {
   public:
     Fd() noexcept = default;
+    /// Takes ownership of `fd` (-1: empty).
     explicit Fd(int fd) noexcept : fd_(fd) {}
+    /// Takes over the descriptor of `other`, which is left empty.
     Fd(Fd&& other) noexcept : fd_(other.release()) {}
+    /// Closes the held descriptor, then takes over the one of `other`.
     Fd& operator=(Fd&& other) noexcept {
         if (this != &other) reset(other.release());
         return *this;
@@ -28,6 +31,7 @@ class Fd {
 
     /// The descriptor number, or -1 when empty. Ownership stays here.
     [[nodiscard]] int get() const noexcept { return fd_; }
+    /// Whether a descriptor is held.
     explicit operator bool() const noexcept { return fd_ >= 0; }
 
     /// Gives up ownership without closing; the caller now owns the number.

@@ -14,3 +14,8 @@
 #include "ferry/run_loops.hpp"     // IWYU pragma: export
 #include "ferry/socket.hpp"        // IWYU pragma: export
 #include "ferry/time.hpp"          // IWYU pragma: export
+
+/// @namespace ferry
+/// The library: descriptors and sockets, addresses and name resolution, errors,
+/// framing, readiness and the event loop, the server models, reliable UDP.
+/// Internals live in ferry::detail and are not API.

@@ -23,7 +23,9 @@ class FrameDecoder {
   public:
     virtual ~FrameDecoder() = default;
 
+    /// Appends `size` bytes that arrived; decoding waits for next().
     void feed(const void* data, std::size_t size);
+    /// Appends the bytes of `data`.
     void feed(std::string_view data) { feed(data.data(), data.size()); }
     /// The next complete message, or nullopt until more bytes arrive.
     virtual std::optional<std::string> next() = 0;
@@ -32,15 +34,19 @@ class FrameDecoder {
     [[nodiscard]] virtual std::size_t wanted() const = 0;
     /// Bytes received but not yet returned as a message.
     [[nodiscard]] std::size_t buffered() const noexcept { return buffer_.size() - start_; }
+    /// The largest message this decoder accepts, in bytes.
     [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
 
   protected:
+    /// For subclasses: a decoder of messages of at most `max_size` bytes.
     explicit FrameDecoder(std::size_t max_size) : max_size_(max_size) {}
+    /// The bytes fed and not yet taken out as a message.
     [[nodiscard]] std::string_view pending() const noexcept {
         return std::string_view(buffer_).substr(start_);
     }
     /// Removes `skip` bytes after taking `size` bytes out as a message.
     std::string take(std::size_t size, std::size_t skip = 0);
+    /// Throws Error(Errc::frame_too_large) for a message of `size` bytes.
     [[noreturn]] void too_large(std::size_t size) const;
 
   private:
@@ -52,6 +58,7 @@ class FrameDecoder {
 /// Every message is exactly `size` bytes.
 class FixedLengthDecoder final : public FrameDecoder {
   public:
+    /// Messages of exactly `size` bytes.
     explicit FixedLengthDecoder(std::size_t size) : FrameDecoder(size) {}
     std::optional<std::string> next() override;
     [[nodiscard]] std::size_t wanted() const override;
@@ -60,6 +67,7 @@ class FixedLengthDecoder final : public FrameDecoder {
 /// Messages end with `delimiter` (default "\n"), which next() strips.
 class DelimiterDecoder final : public FrameDecoder {
   public:
+    /// Messages of at most `max_size` bytes, the delimiter not counted.
     explicit DelimiterDecoder(std::size_t max_size, std::string delimiter = "\n");
     std::optional<std::string> next() override;
     [[nodiscard]] std::size_t wanted() const override;
@@ -72,6 +80,7 @@ class DelimiterDecoder final : public FrameDecoder {
 /// Messages follow a 32-bit big-endian length.
 class LengthPrefixDecoder final : public FrameDecoder {
   public:
+    /// Messages of at most `max_size` bytes, the prefix not counted.
     explicit LengthPrefixDecoder(std::size_t max_size) : FrameDecoder(max_size) {}
     std::optional<std::string> next() override;
     [[nodiscard]] std::size_t wanted() const override;

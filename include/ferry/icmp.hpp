@@ -11,6 +11,7 @@
 
 #include "ferry/socket.hpp"
 
+/// ICMP echo (ping): the socket, the checksum, requests and replies.
 namespace ferry::icmp {
 
 /// How an ICMP socket was opened.
@@ -26,6 +27,7 @@ enum class Mode {
     raw,
 };
 
+/// "datagram" or "raw".
 std::string_view mode_name(Mode mode);
 
 /// An ICMP socket for `family` (AF_INET or AF_INET6). With a mode it opens
@@ -50,22 +52,29 @@ std::string echo_request(int family, std::uint16_t id, std::uint16_t sequence,
 
 /// An echo reply as it came: who sent it, its header fields and payload.
 struct EchoReply {
+    /// The sender.
     Address from;
+    /// The identifier (on the datagram kind, the one the kernel gave the socket).
     std::uint16_t id = 0;
+    /// The sequence number of the request it answers.
     std::uint16_t sequence = 0;
     std::size_t icmp_size = 0;  ///< ICMP header and payload, as ping prints it
     std::optional<int> ttl;     ///< TTL or hop limit, when the kernel told it
+    /// The data after the ICMP header.
     std::string payload;
 };
 
 /// What one receive found.
 struct Received {
+    /// What kind of message it was.
     enum class Kind {
         reply,         ///< an echo reply: `reply` is filled in
         bad_checksum,  ///< an echo reply whose checksum is wrong (raw IPv4 only; not counted)
         other,         ///< some other ICMP message (a request, an error, a truncated packet)
     };
+    /// What was received.
     Kind kind = Kind::other;
+    /// The reply, when kind is Kind::reply.
     EchoReply reply;
 };
 

@@ -19,7 +19,9 @@ namespace ferry {
 /// double the wait after each silence, and give up once the next wait would
 /// exceed 2.0 s (waits 0.1, 0.2, 0.4, 0.8, 1.6: about 3.1 s in all).
 struct RetryPolicy {
+    /// The first wait for a reply.
     Duration initial_wait = std::chrono::milliseconds(100);
+    /// Each wait is the previous one times this (at least 1).
     double factor = 2.0;
     /// Give up once the next wait would exceed this.
     Duration max_wait = std::chrono::seconds(2);
@@ -29,6 +31,7 @@ struct RetryPolicy {
     /// Each wait is multiplied by a uniform factor in [1 - jitter, 1 + jitter],
     /// so that many clients that lost the same reply do not retry in step.
     double jitter = 0.0;
+    /// Give up after this many sends.
     std::optional<unsigned> max_tries;
     /// The longest a whole request may take, every try included.
     std::optional<Duration> budget;
@@ -48,9 +51,13 @@ struct RetryPolicy {
 /// Round-trip estimator of RFC 6298 (SRTT, RTTVAR, RTO), alpha 1/8, beta 1/4.
 class RttEstimator {
   public:
+    /// Adds one measured round trip.
     void sample(Duration rtt);
+    /// Whether any round trip was measured.
     [[nodiscard]] bool has_samples() const noexcept { return samples_ > 0; }
+    /// The smoothed round trip (SRTT).
     [[nodiscard]] Duration srtt() const noexcept { return srtt_; }
+    /// The round trip's variation (RTTVAR).
     [[nodiscard]] Duration rttvar() const noexcept { return rttvar_; }
     /// SRTT + max(1 ms, 4 x RTTVAR): the wait that covers almost every reply.
     [[nodiscard]] Duration rto() const noexcept;
@@ -87,14 +94,19 @@ struct RetryEvent {
 /// Thread-safety: one request at a time.
 class ReliableUdpClient {
   public:
+    /// Talks to `server` over `socket` (a UDP socket, connected or not).
+    /// Throws Error(EINVAL) for a bad `policy` (RetryPolicy::validate()).
     ReliableUdpClient(Socket socket, Address server, RetryPolicy policy = {});
 
     /// Sends `payload`, returns the reply's payload (ID removed).
     std::string request(std::string_view payload,
                         const std::function<void(const RetryEvent&)>& on_try = {});
 
+    /// The round trips measured so far.
     [[nodiscard]] const RttEstimator& rtt() const noexcept { return rtt_; }
+    /// The socket, e.g. for its local address.
     [[nodiscard]] Socket& socket() noexcept { return socket_; }
+    /// The address replies must come from.
     [[nodiscard]] const Address& server() const noexcept { return server_; }
     /// Datagrams dropped because they came from elsewhere or carried a stale ID.
     [[nodiscard]] std::uint64_t discarded() const noexcept { return discarded_; }
@@ -117,6 +129,7 @@ class ReliableUdpClient {
 /// ID and payload (nullopt when shorter than 4 bytes), and builds the reply.
 std::optional<std::pair<std::uint32_t, std::string_view>> split_request_id(
     std::string_view datagram);
+/// `payload` with the 4-byte big-endian `id` in front: a request, or its reply.
 std::string with_request_id(std::uint32_t id, std::string_view payload);
 
 }  // namespace ferry

@@ -21,6 +21,8 @@ namespace ferry {
 /// non-blocking mode (timeout zero). For recv, 0 bytes means end of stream.
 using IoResult = std::optional<std::size_t>;
 
+/// Which side shutdown(2) closes: the reading side, the writing side (the peer
+/// reads end of stream), or both.
 enum class Shutdown { read = SHUT_RD, write = SHUT_WR, both = SHUT_RDWR };
 
 class Socket;
@@ -43,7 +45,9 @@ class MulticastInterface {
   public:
     /// Any interface: the kernel's choice.
     MulticastInterface() noexcept = default;
+    /// The interface called `name` (`eth0`), looked up each time it is used.
     static MulticastInterface named(std::string name);
+    /// The interface with index `index` (if_nametoindex(3)).
     static MulticastInterface with_index(unsigned index);
     /// An IPv4 or IPv6 address of the interface; the port is ignored.
     static MulticastInterface with_address(const Address& address);
@@ -51,6 +55,7 @@ class MulticastInterface {
     /// anything else an interface name. Empty text is any interface.
     static MulticastInterface parse(std::string_view text);
 
+    /// Whether this is the default: any interface, the kernel's choice.
     [[nodiscard]] bool is_any() const noexcept { return kind_ == Kind::any; }
     /// The IPv4 address given with with_address(), or nullptr for any other form.
     [[nodiscard]] const Address* ipv4_address() const noexcept;
@@ -70,8 +75,11 @@ class MulticastInterface {
     Address address_;
 };
 
+/// What recvfrom() received.
 struct Received {
+    /// Bytes received (0: an empty datagram, or end of stream).
     std::size_t size = 0;
+    /// The sender.
     Address from;
 };
 
@@ -104,24 +112,32 @@ class Socket {
     /// socketpair(2) (AF_UNIX), both ends close-on-exec.
     static std::pair<Socket, Socket> pair(int type = SOCK_STREAM);
 
+    /// The descriptor (-1 when empty); the socket still owns it.
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    /// Whether the socket holds a descriptor.
     explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
     /// Gives up the descriptor; the socket becomes empty.
     [[nodiscard]] Fd release() noexcept { return std::move(fd_); }
+    /// Closes the descriptor now (the destructor would); the socket becomes empty.
     void close() noexcept { fd_.reset(); }
 
     /// SO_DOMAIN and SO_TYPE, read from the kernel.
     [[nodiscard]] int family() const;
+    /// SO_TYPE: SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW.
     [[nodiscard]] int type() const;
 
     /// nullopt: block; zero: non-blocking; positive: a deadline per operation.
     void set_timeout(std::optional<Duration> timeout);
+    /// The timeout set_timeout() set: nullopt (blocking), zero or positive.
     [[nodiscard]] std::optional<Duration> timeout() const noexcept { return timeout_; }
+    /// set_timeout(nullopt) when true, set_timeout(0) (non-blocking) when false.
     void set_blocking(bool blocking) {
         set_timeout(blocking ? std::nullopt : std::optional<Duration>(Duration::zero()));
     }
 
+    /// bind(2): `bind to 127.0.0.1:1060: Address already in use`.
     void bind(const Address& address);
+    /// listen(2); the kernel caps `backlog` at net.core.somaxconn.
     void listen(int backlog = SOMAXCONN);
     /// accept4(2). `flags` may be SOCK_NONBLOCK (the new socket starts
     /// non-blocking); SOCK_CLOEXEC is always added. Empty only in non-blocking
@@ -150,7 +166,9 @@ class Socket {
     /// (SO_ERROR), cleared when the connection is established.
     void finish_connect(std::error_code& ec) noexcept;
 
+    /// One send(2) with MSG_NOSIGNAL: the bytes it took, possibly fewer than `size`.
     IoResult send(const void* data, std::size_t size, int flags = 0);
+    /// One send(2) of `data`'s bytes.
     IoResult send(std::string_view data, int flags = 0) {
         return send(data.data(), data.size(), flags);
     }
@@ -159,22 +177,28 @@ class Socket {
     /// mode when the send buffer is full, timed_out when a timeout passed,
     /// broken_pipe or connection_reset for a reset peer. Cleared on success.
     std::size_t send(const void* data, std::size_t size, int flags, std::error_code& ec) noexcept;
+    /// send() of `data`'s bytes, without exceptions.
     std::size_t send(std::string_view data, int flags, std::error_code& ec) noexcept {
         return send(data.data(), data.size(), flags, ec);
     }
+    /// send() of `data`'s bytes with no flags, without exceptions.
     std::size_t send(std::string_view data, std::error_code& ec) noexcept {
         return send(data.data(), data.size(), 0, ec);
     }
+    /// One recv(2): the bytes read, 0 at end of stream.
     IoResult recv(void* data, std::size_t size, int flags = 0);
     /// recv(), without exceptions: the bytes received with `ec` cleared (0
     /// bytes: end of stream), or 0 with `ec` set from errno:
     /// operation_would_block in non-blocking mode when nothing has arrived,
     /// timed_out when a timeout passed, connection_reset...
     std::size_t recv(void* data, std::size_t size, int flags, std::error_code& ec) noexcept;
+    /// recv() with no flags, without exceptions.
     std::size_t recv(void* data, std::size_t size, std::error_code& ec) noexcept {
         return recv(data, size, 0, ec);
     }
+    /// One sendto(2) to `to` (with MSG_NOSIGNAL).
     IoResult sendto(const void* data, std::size_t size, const Address& to, int flags = 0);
+    /// One sendto(2) of `data`'s bytes to `to`.
     IoResult sendto(std::string_view data, const Address& to, int flags = 0) {
         return sendto(data.data(), data.size(), to, flags);
     }
@@ -189,15 +213,20 @@ class Socket {
     /// call ends by then (TimeoutError). In non-blocking mode it waits for
     /// writability as needed rather than giving up half way.
     void send_all(const void* data, std::size_t size);
+    /// Sends every byte of `data` (see above).
     void send_all(std::string_view data) { send_all(data.data(), data.size()); }
     /// Receives exactly `size` bytes (the classic recvall). End of stream
     /// first: ShortReadError saying how many bytes were expected and received.
     void recv_exact(void* data, std::size_t size);
+    /// Receives exactly `size` bytes and returns them (see above).
     std::string recv_exact(std::size_t size);
 
+    /// shutdown(2): closes one or both directions; the descriptor stays open.
     void shutdown(Shutdown how);
 
+    /// getsockname(2): the address the socket is bound to.
     [[nodiscard]] Address local_address() const;
+    /// getpeername(2): the address of the connected peer.
     [[nodiscard]] Address peer_address() const;
 
     /// getsockopt(2)/setsockopt(2) for any option whose value is a T.
@@ -209,17 +238,25 @@ class Socket {
         return value;
     }
     template <class T>
+    /// setsockopt(2) with a value of type T.
     void set_option(int level, int name, const T& value) {
         set_option_raw(level, name, &value, sizeof value);
     }
+    /// getsockopt(2) as the system call: `len` in, bytes written out.
     void get_option_raw(int level, int name, void* value, socklen_t* len) const;
+    /// setsockopt(2) as the system call.
     void set_option_raw(int level, int name, const void* value, socklen_t len);
 
     // The options everybody sets, by name.
+    /// SO_REUSEADDR: bind a port whose old connections linger in TIME_WAIT.
     void set_reuse_address(bool on) { set_option<int>(SOL_SOCKET, SO_REUSEADDR, on); }
+    /// SO_REUSEPORT: several sockets share one port; the kernel spreads connections.
     void set_reuse_port(bool on) { set_option<int>(SOL_SOCKET, SO_REUSEPORT, on); }
+    /// SO_BROADCAST: allows sending to a broadcast address.
     void set_broadcast(bool on) { set_option<int>(SOL_SOCKET, SO_BROADCAST, on); }
+    /// TCP_NODELAY: small writes go out at once instead of waiting (Nagle's algorithm off).
     void set_no_delay(bool on);
+    /// IPV6_V6ONLY: an IPv6 socket takes no IPv4 connections (mapped addresses).
     void set_v6_only(bool on);
 
     // Multicast, IPv4 and IPv6. A membership belongs to the socket: closing it
@@ -264,10 +301,12 @@ class Socket {
     /// and loop is on). Otherwise it goes out with TTL 0, and the hosts on the
     /// link accept it. Outside 0..255 the kernel answers EINVAL.
     void set_multicast_ttl(int ttl);
+    /// The TTL or hop limit of outgoing multicast.
     [[nodiscard]] int multicast_ttl() const;
     /// Whether this host's own members of the group get a copy of what this
     /// socket sends (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP; the kernel's default: on).
     void set_multicast_loop(bool on);
+    /// Whether this host's members get a copy of what this socket sends.
     [[nodiscard]] bool multicast_loop() const;
     /// The interface outgoing multicast leaves by (IP_MULTICAST_IF with an
     /// ip_mreqn, IPV6_MULTICAST_IF); any interface restores the routing
@@ -313,8 +352,11 @@ class Socket {
     std::optional<Duration> timeout_;
 };
 
+/// A connection accept() took: its socket and who it is from.
 struct Accepted {
+    /// The new connection's socket.
     Socket socket;
+    /// The peer's address.
     Address peer;
 };
 

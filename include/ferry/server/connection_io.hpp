@@ -31,7 +31,9 @@ class Outbox {
     /// stream on SOCK_SEQPACKET).
     void end_message();
 
+    /// Bytes waiting to go out, sealed or not.
     [[nodiscard]] std::size_t size() const noexcept { return bytes_.size(); }
+    /// Whether nothing waits to go out.
     [[nodiscard]] bool empty() const noexcept { return bytes_.empty(); }
     /// Frees the storage when empty (an idle connection costs no buffer memory).
     void release() noexcept;
@@ -83,6 +85,7 @@ class ConnectionIo {
     /// Messages of 1 to `max_message` bytes. Throws Error(EINVAL) for 0.
     explicit ConnectionIo(std::size_t max_message);
 
+    /// Whether reads take one message each (SOCK_SEQPACKET) rather than a stream's bytes.
     [[nodiscard]] bool messages() const noexcept { return max_message_ != 0; }
     /// The largest message a read takes (0 for a byte stream).
     [[nodiscard]] std::size_t max_message() const noexcept { return max_message_; }

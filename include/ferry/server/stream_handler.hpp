@@ -45,12 +45,16 @@ class StreamHandler {
 
 /// How a byte stream is cut into messages.
 struct Framing {
+    /// raw: whatever arrived; line: up to a newline; fixed: fixed_size bytes;
+    /// length: a 32-bit big-endian length, then that many bytes.
     enum class Kind { raw, line, fixed, length };
+    /// How messages are delimited.
     Kind kind = Kind::raw;
     std::size_t fixed_size = 0;  ///< for Kind::fixed
 
     /// Parses `raw`, `line`, `fixed:N` or `length`; throws Error(EINVAL) naming the text.
     static Framing parse(std::string_view text);
+    /// The text parse() takes: `raw`, `line`, `fixed:N` or `length`.
     [[nodiscard]] std::string to_string() const;
 };
 
@@ -59,6 +63,7 @@ struct Framing {
 /// over `max_frame` bytes drops the connection before it is buffered whole.
 class EchoHandler final : public StreamHandler {
   public:
+    /// Echoes messages cut by `framing`, each of at most `max_frame` bytes.
     EchoHandler(Framing framing, std::size_t max_frame);
     std::size_t on_data(Buffer& input, Buffer& output) const override;
 

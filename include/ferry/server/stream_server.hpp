@@ -28,7 +28,9 @@ enum class Model {
     epoll,      ///< ... with epoll(7); with threads > 1, one loop per thread (SO_REUSEPORT)
     uring,      ///< io_uring (liburing): completions instead of readiness
 };
+/// "iterative", "thread", "pool", "fork", "select", "poll", "epoll" or "uring".
 std::string_view model_name(Model model);
+/// The Model model_name() names; nullopt for any other text.
 std::optional<Model> parse_model(std::string_view name);
 
 /// The bounds that keep one client from taking the server's memory or time.
@@ -55,13 +57,18 @@ struct ServerLimits {
 
 /// Counters, read at the end of a run (or from another thread: they are atomic).
 struct ServerStats {
+    /// Connections accepted.
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> refused{0};  ///< over max_connections
+    /// Dropped after ServerLimits::idle_timeout without a byte.
     std::atomic<std::uint64_t> dropped_idle{0};
     std::atomic<std::uint64_t> dropped_stalled{0};  ///< never read their replies
+    /// Dropped for what they sent: a message too large or malformed.
     std::atomic<std::uint64_t> dropped_bad_frame{0};
     std::atomic<std::uint64_t> messages{0};  ///< handled by the StreamHandler
+    /// Bytes read from clients.
     std::atomic<std::uint64_t> bytes_in{0};
+    /// Bytes written to clients.
     std::atomic<std::uint64_t> bytes_out{0};
     std::atomic<std::uint64_t> open{0};  ///< connections open now
 };
@@ -84,19 +91,24 @@ struct ServerStats {
 /// socktype other than SOCK_STREAM and SOCK_SEQPACKET or SOCK_SEQPACKET on
 /// an IP address; the uring model throws Error
 /// when io_uring is unavailable (`io_uring_queue_init: Operation not
-/// permitted`). A failing connection is closed and counted, never fatal.
+/// permitted`), or when the library was built without liburing (`the io_uring
+/// model is not built in`). A failing connection is closed and counted, never fatal.
 /// Thread-safety: stop() may be called from any thread or a signal handler
 /// (it writes to an eventfd); the rest from one thread.
 class StreamServer {
   public:
+    /// Binds and listens at `address`; run() then serves with `model`, calling `handler`.
     StreamServer(const Address& address, Model model, ServerLimits limits,
                  const StreamHandler& handler, int socktype = SOCK_STREAM);
     ~StreamServer();
     StreamServer(const StreamServer&) = delete;
     StreamServer& operator=(const StreamServer&) = delete;
 
+    /// The address bound (the port the kernel chose for port 0).
     [[nodiscard]] Address local_address() const;
+    /// Serves until stop(), then drains (see above).
     void run();
+    /// Asks run() to stop: from any thread, or a signal handler.
     void stop() noexcept;
     /// Live counters; with the fork model they include the children's work.
     [[nodiscard]] const ServerStats& stats() const noexcept { return *stats_; }

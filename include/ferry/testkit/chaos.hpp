@@ -19,6 +19,7 @@
 #include "ferry/fd.hpp"
 #include "ferry/socket.hpp"
 
+/// The chaos servers: deliberately misbehaving TCP and UDP servers for testing clients.
 namespace ferry::testkit::chaos {
 
 /// What the servers of one ServerSet share.
@@ -34,11 +35,14 @@ struct Settings {
     std::function<void(std::string_view)> on_warning;
 };
 
+/// Whether a behaviour serves TCP connections or UDP datagrams.
 enum class Transport { tcp, udp };
 
 /// One misbehaviour: its name on the command line and what it does.
 struct Behaviour {
+    /// Its name on the command line: `reset`, `drip`, `udp-late`, ...
     std::string_view name;
+    /// TCP or UDP.
     Transport transport;
     std::string_view help;  ///< for --help, in terms of the options
 };
@@ -54,6 +58,7 @@ const Behaviour* find_behaviour(std::string_view name);
 class Server {
   public:
     virtual ~Server() = default;
+    /// Where it listens (the port the kernel chose for port 0).
     [[nodiscard]] virtual Address address() const = 0;
     /// What it does with these settings, for the startup line.
     [[nodiscard]] virtual std::string description() const = 0;
@@ -112,6 +117,7 @@ class RandomBytes {
 /// Thread-safety: none; everything runs on the loop's thread.
 class ServerSet {
   public:
+    /// Servers on `loop` (which must outlive the set), sharing `settings`.
     ServerSet(EventLoop& loop, const Settings& settings);
     ~ServerSet();
     ServerSet(const ServerSet&) = delete;

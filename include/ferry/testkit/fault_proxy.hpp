@@ -20,24 +20,34 @@
 #include "ferry/event_loop.hpp"
 #include "ferry/testkit/toxic.hpp"
 
+/// The testkit library (`ferry::testkit`): the fault proxy, its toxics and the chaos
+/// servers, for programs and tests to embed.
 namespace ferry::testkit {
 
 /// One proxy as its creator describes it. `listen` and `upstream` are
 /// `HOST:PORT` or `[IPV6]:PORT`; an empty listen host (`:8000`) is
 /// 127.0.0.1, port 0 any free port.
 struct ProxyConfig {
+    /// Its name, unique among the proxies.
     std::string name{};
+    /// Where it listens.
     std::string listen = "127.0.0.1:0";
+    /// Where it relays to.
     std::string upstream{};
+    /// Whether it listens and relays; a disabled proxy holds no socket.
     bool enabled = true;
+    /// TCP connections or UDP datagrams.
     Protocol protocol = Protocol::tcp;
 };
 
 /// What an update changes; what is not set keeps its value. A new listen or
 /// upstream restarts the proxy (its connections are closed, its toxics kept).
 struct ProxyChange {
+    /// A new listening address.
     std::optional<std::string> listen{};
+    /// A new upstream address.
     std::optional<std::string> upstream{};
+    /// Enables or disables the proxy.
     std::optional<bool> enabled{};
 };
 
@@ -52,6 +62,7 @@ struct Counters {
     std::uint64_t bytes_down = 0;      ///< bytes written to the clients
     std::uint64_t datagrams_up = 0;    ///< UDP: received from clients
     std::uint64_t datagrams_down = 0;  ///< UDP: received from the upstream
+    /// UDP: what the toxics did to datagrams.
     UdpEffects effects;
 };
 
@@ -59,8 +70,11 @@ struct Counters {
 /// while it runs (`localhost:0` reads `127.0.0.1:41234`), and as given while
 /// it is disabled. Toxics in Toxiproxy's order: upstream ones, then downstream.
 struct ProxyState {
+    /// Its configuration, with the address bound.
     ProxyConfig config;
+    /// Its toxics, upstream ones first.
     std::vector<Toxic> toxics;
+    /// What it has done.
     Counters counters;
 };
 
@@ -69,13 +83,16 @@ struct ProxyState {
 /// message where it has one ("proxy not found", "toxic already exists").
 class ProxyError : public std::runtime_error {
   public:
+    /// What was wrong with the request.
     enum class Kind {
         invalid,    ///< a field missing or wrong
         not_found,  ///< no proxy or toxic of that name
         exists,     ///< the name is taken
         start,      ///< the proxy could not start: its address does not parse, resolve or bind
     };
+    /// An error of `kind` saying `what`.
     ProxyError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+    /// What was wrong with the request.
     [[nodiscard]] Kind kind() const noexcept { return kind_; }
 
   private:
@@ -90,6 +107,7 @@ class ProxyError : public std::runtime_error {
 /// not resolve.
 Address resolve_endpoint(const std::string& text, Protocol protocol, bool passive);
 
+/// How a FaultProxy behaves, for all its proxies.
 struct FaultProxyOptions {
     /// Seeds every random choice (toxicity draws, jitter, loss); unset: random.
     std::optional<std::uint64_t> seed{};
@@ -120,15 +138,21 @@ struct FaultProxyOptions {
 /// that for callers on other threads).
 class FaultProxy {
   public:
+    /// Proxies on `loop` (which must outlive this object); none at first.
     explicit FaultProxy(EventLoop& loop, FaultProxyOptions options = {});
     ~FaultProxy();
     FaultProxy(const FaultProxy&) = delete;
     FaultProxy& operator=(const FaultProxy&) = delete;
 
+    /// Creates a proxy and, when enabled, starts it; returns its state.
     ProxyState create(const ProxyConfig& config);
+    /// Changes proxy `name`; returns its new state.
     ProxyState update(const std::string& name, const ProxyChange& change);
+    /// Removes proxy `name`, closing its sockets and connections.
     void remove(const std::string& name);
+    /// The state of proxy `name`.
     [[nodiscard]] ProxyState get(const std::string& name) const;
+    /// Whether a proxy called `name` exists.
     [[nodiscard]] bool contains(const std::string& name) const;
     /// Every proxy, by name.
     [[nodiscard]] std::vector<ProxyState> list() const;
@@ -137,14 +161,18 @@ class FaultProxy {
     /// and UDP datagrams pass through them in turn). Its name must be new in
     /// this proxy, and its type exist for the proxy's protocol.
     Toxic add_toxic(const std::string& proxy, Toxic toxic);
+    /// Changes a toxic's toxicity or attributes (see apply_change()); returns it.
     Toxic update_toxic(const std::string& proxy, const std::string& toxic,
                        const ToxicChange& change, const ToxicRules& rules = {});
+    /// Removes a toxic; the proxy's connections go on without it.
     void remove_toxic(const std::string& proxy, const std::string& toxic);
+    /// One toxic of `proxy`.
     [[nodiscard]] Toxic get_toxic(const std::string& proxy, const std::string& toxic) const;
 
     /// Toxiproxy's reset: every proxy enabled, every toxic removed.
     void reset();
 
+    /// The loop the proxies run on.
     [[nodiscard]] EventLoop& loop() const noexcept { return loop_; }
 
   private:
@@ -187,12 +215,14 @@ auto call_on_loop(EventLoop& loop, F&& fn) -> std::invoke_result_t<F&> {
 /// Thread-safety: call() from any thread but the loop's own.
 class FaultProxyThread {
   public:
+    /// Starts the loop's thread with a FaultProxy of `options` on it.
     explicit FaultProxyThread(FaultProxyOptions options = {});
     ~FaultProxyThread();
     FaultProxyThread(const FaultProxyThread&) = delete;
     FaultProxyThread& operator=(const FaultProxyThread&) = delete;
 
     template <class F>
+    /// Runs `fn(proxy)` on the loop's thread; returns its result or throws what it threw.
     auto call(F&& fn) -> std::invoke_result_t<F&, FaultProxy&> {
         return call_on_loop(loop_, [this, &fn] { return fn(*proxy_); });
     }

@@ -17,11 +17,13 @@
 
 namespace ferry::testkit {
 
+/// What a proxy relays: TCP connections or UDP datagrams.
 enum class Protocol { tcp, udp };
 /// up: client -> upstream server (Toxiproxy's "upstream" stream); down: server -> client
 /// ("downstream"); both: one toxic on each direction, chosen together (ferry's own).
 enum class Direction { up, down, both };
 
+/// "tcp" or "udp".
 std::string_view protocol_name(Protocol p);
 /// Toxiproxy's names: "upstream", "downstream"; and "both".
 std::string_view direction_name(Direction d);
@@ -36,16 +38,22 @@ using Rng = std::mt19937_64;
 struct Toxic {
     /// Unique within its proxy; make_toxic's default is Toxiproxy's `<type>_<stream>`.
     std::string name;
+    /// Its type: `latency`, `bandwidth`, `loss`, ... (toxic_help() lists them).
     std::string type;
+    /// The direction it acts on.
     Direction direction = Direction::down;
     /// The fraction of connections (TCP) or of datagrams (UDP) it applies to.
     double toxicity = 1.0;
+    /// Its attributes by name, defaults filled in (`latency`, `jitter`, ...).
     std::map<std::string, double> attributes;
     bool tcp = false;  ///< the type exists for TCP routes
     bool udp = false;  ///< ... and for UDP routes
 
+    /// The attribute `key`; throws ToxicError when the type has none of that name.
     [[nodiscard]] double get(const std::string& key) const;
+    /// Whether the attribute `key` is set.
     [[nodiscard]] bool has(const std::string& key) const { return attributes.count(key) != 0; }
+    /// Whether the type exists for routes of protocol `p`.
     [[nodiscard]] bool applies_to(Protocol p) const { return p == Protocol::tcp ? tcp : udp; }
 };
 
@@ -81,9 +89,12 @@ Toxic parse_toxic(std::string_view text);
 /// What an update changes: the toxicity and some attributes; the rest keeps
 /// its value (Toxiproxy's merge). The result is checked again as a whole.
 struct ToxicChange {
+    /// A new toxicity (0..1).
     std::optional<double> toxicity{};
+    /// Attributes to change, by name.
     std::vector<std::pair<std::string, double>> attributes{};
 };
+/// `toxic` with `change` merged in, checked again as a whole; throws ToxicError.
 Toxic apply_change(const Toxic& toxic, const ToxicChange& change, const ToxicRules& rules = {});
 
 /// True when `type` names a toxic (for TCP, UDP or both).
@@ -99,23 +110,30 @@ std::string toxic_help();
 /// `at` is when it may be written to the receiver; every toxic keeps the
 /// times of the pieces it passes on non-decreasing, so bytes never reorder.
 struct Piece {
+    /// Data, the half-close, or the end of the connection.
     enum class Kind {
-        data,
+        data,   ///< bytes to write
         eof,    ///< the sender shut down its side: pass the half-close on
         close,  ///< close the whole connection once everything before is written
     };
+    /// Bytes, or the end of the stream.
     Kind kind = Kind::data;
+    /// The bytes (Kind::data only).
     std::string bytes;
+    /// When it may be written.
     Clock::time_point at;
 };
 
 /// What a toxic does to a whole connection some time after it was relayed.
 struct TcpEnd {
+    /// How the connection ends.
     enum class Kind {
         close,  ///< close both sides (timeout)
         reset,  ///< send RST to the receiver of the toxic's direction (reset_peer)
     };
+    /// Close or reset.
     Kind kind = Kind::close;
+    /// How long after the connection was relayed.
     Duration after{};
 };
 
@@ -145,23 +163,31 @@ std::unique_ptr<TcpToxic> make_tcp_toxic(const Toxic& spec, Rng& rng);
 /// takes its pending datagrams with it.
 class Scheduler {
   public:
+    /// Names a scheduled function for cancel().
     using Id = std::uint64_t;
     virtual ~Scheduler() = default;
+    /// Runs `fn` after `delay`; returns its id.
     virtual Id after(Duration delay, std::function<void()> fn) = 0;
+    /// Cancels `id` if it has not run yet.
     virtual void cancel(Id id) = 0;
 };
 
 /// What the UDP toxics did, summed over a route.
 struct UdpEffects {
+    /// Datagrams dropped.
     std::uint64_t dropped = 0;
+    /// Datagrams sent twice.
     std::uint64_t duplicated = 0;
+    /// Datagrams held back and sent after later ones.
     std::uint64_t reordered = 0;
+    /// Datagrams whose bytes were changed.
     std::uint64_t corrupted = 0;
 };
 
 /// One UDP toxic on one direction of one client flow.
 class UdpToxic {
   public:
+    /// Passes a datagram on to the receiver.
     using Emit = std::function<void(std::string datagram)>;
     virtual ~UdpToxic() = default;
     /// Takes one datagram and passes zero or more on through `emit`, now or
