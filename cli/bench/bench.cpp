@@ -12,16 +12,18 @@
 
 #include "bench/bench_engine.hpp"
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
 
 namespace ferry::cli {
 namespace {
 
-constexpr std::size_t kMaxSize = 16 * 1024 * 1024;
+constexpr std::size_t kMaxSize = 16 * kMiB;
 constexpr std::size_t kMaxUdpSize = 65507;  // 65535 - 8 (UDP header) - 20 (IPv4 header)
 constexpr double kRequestsTimeLimit = 600;  // seconds, when --requests is given without --duration
 constexpr double kTcpDrain = 2;             // seconds to wait for the last replies
+constexpr int kPidMax = 4'194'304;          // PID_MAX_LIMIT: no process ID is larger
 
 struct BenchOptions {
     std::string host;
@@ -305,7 +307,6 @@ int run_bench_command(const BenchOptions& o) {
 
 void validate(BenchOptions& o, const CLI::App& cmd) {
     o.duration_given = cmd.count("--duration") > 0;
-    if (parse_port(o.port) == 0) throw CLI::ValidationError("port 0 cannot be connected to");
     if (o.udp) {
         if (o.size > kMaxUdpSize)
             throw CLI::ValidationError(fmt::format(
@@ -344,56 +345,49 @@ void add_bench(CLI::App& app, Runner& run) {
     cmd->add_option("host", o->host, "server host name or address")->required();
     cmd->add_option("port", o->port, "server port (number or service name)")
         ->required()
-        ->check(port_validator());
-    cmd->add_option("-c,--connections", o->connections,
-                    "connections (UDP: sockets) at once; the descriptor limit is raised to "
-                    "the hard limit for them")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+        ->check(destination_port_validator());
+    add_number(cmd, "-c,--connections", o->connections, NumberKind::count, {1, 1'000'000},
+               "connections (UDP: sockets) at once; the descriptor limit is raised to the hard "
+               "limit for them")
         ->capture_default_str();
-    cmd->add_option("-s,--size", o->size, "bytes per request (the reply is as long)")
-        ->check(CLI::Range(std::size_t{1}, kMaxSize))
+    add_number(cmd, "-s,--size", o->size, NumberKind::size, {1, kMaxSize},
+               "bytes per request (the reply is as long)")
         ->capture_default_str();
-    cmd->add_option("--pipeline", o->pipeline,
-                    "requests in flight per connection (TCP); with --rate, the most a "
-                    "connection may have in flight")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{65536}))
+    add_number(cmd, "--pipeline", o->pipeline, NumberKind::count, {1, 65536},
+               "requests in flight per connection (TCP); with --rate, the most a connection may "
+               "have in flight")
         ->capture_default_str();
-    cmd->add_option("-d,--duration", o->duration,
-                    "seconds measured (with --requests: a time limit, default 600)")
-        ->check(CLI::Range(0.001, 86400.0))
+    add_number(cmd, "-d,--duration", o->duration, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds measured (with --requests: a time limit, default 600)")
         ->capture_default_str();
-    cmd->add_option("--warmup", o->warmup, "seconds of load before the measurement, not counted")
-        ->check(CLI::Range(0.0, 3600.0))
+    add_number(cmd, "--warmup", o->warmup, NumberKind::seconds, {0, kHour},
+               "seconds of load before the measurement, not counted")
         ->capture_default_str();
-    cmd->add_option("--rate", o->rate,
-                    "open loop: this many requests per second in all, each sent at its "
-                    "scheduled time whether or not earlier ones were answered; latency counts "
-                    "from the scheduled time, so a stalled server cannot hide its stall "
-                    "(no coordinated omission)")
-        ->check(CLI::Range(0.001, 1e9));
+    add_number(cmd, "--rate", o->rate, NumberKind::rate, {0.001, 1e9},
+               "open loop: this many requests per second in all (2.5k, 1M), each sent at its "
+               "scheduled time whether or not earlier ones were answered; latency counts from "
+               "the scheduled time, so a stalled server cannot hide its stall (no coordinated "
+               "omission)");
     cmd->add_flag("-u,--udp", o->udp,
                   "UDP: one datagram per request, one in flight per socket; a datagram "
                   "unanswered after --udp-timeout is lost and the socket moves on");
-    cmd->add_option("--udp-timeout", o->udp_timeout_ms,
-                    "milliseconds after which an unanswered datagram is counted as lost")
-        ->check(CLI::Range(0.001, 600000.0))
+    add_number(cmd, "--udp-timeout", o->udp_timeout_ms, NumberKind::milliseconds,
+               {kMillisecond, 10 * kMinute * 1000},
+               "milliseconds after which an unanswered datagram is counted as lost")
         ->capture_default_str();
-    cmd->add_option("-n,--requests", o->requests,
-                    "stop after this many replies instead of after --duration")
-        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 53));
+    add_number(cmd, "-n,--requests", o->requests, NumberKind::count, {1, std::uint64_t{1} << 53},
+               "stop after this many replies instead of after --duration");
     cmd->add_flag("--json", o->json,
                   "print iperf3-shaped JSON: start (parameters), intervals (one per second), "
                   "end (totals, round-trip percentiles, CPU)");
-    cmd->add_option("--server-pid", o->server_pid,
-                    "also report the server's CPU per request: utime+stime of all its threads "
-                    "from /proc/PID/stat over the measured window");
-    cmd->add_option("--connect-timeout", o->connect_timeout,
-                    "seconds to make every connection before giving up")
-        ->check(CLI::Range(0.001, 3600.0))
+    add_number(cmd, "--server-pid", o->server_pid, NumberKind::integer, {1, kPidMax},
+               "also report the server's CPU per request: utime+stime of all its threads from "
+               "/proc/PID/stat over the measured window");
+    add_number(cmd, "--connect-timeout", o->connect_timeout, NumberKind::seconds,
+               {kMillisecond, kHour}, "seconds to make every connection before giving up")
         ->capture_default_str();
-    cmd->add_option("-t,--threads", o->threads,
-                    "threads, each with its own epoll and share of the connections")
-        ->check(CLI::Range(1u, 256u))
+    add_number(cmd, "-t,--threads", o->threads, NumberKind::count, {1, 256},
+               "threads, each with its own epoll and share of the connections")
         ->capture_default_str();
     cmd->footer(
         "Reports requests/s, MB/s (payload bytes echoed per second, one way), the round-trip "

@@ -1,6 +1,7 @@
 // ferry chaos [NAME]: deliberately misbehaving TCP and UDP servers for testing clients, all on
 // one event loop (the servers themselves are the testkit's, ferry/testkit/chaos.hpp).
 #include <csignal>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "ferry/create.hpp"
 #include "ferry/event_loop.hpp"
@@ -16,6 +18,8 @@
 namespace ferry::cli {
 namespace chaos = testkit::chaos;
 namespace {
+
+constexpr unsigned kMsPerHour = 3'600'000;
 
 struct ChaosOptions {
     std::string name;  // empty: every server
@@ -127,23 +131,25 @@ void add_chaos(CLI::App& app, Runner& run) {
         add_port_option(cmd, o->port)
             ->description(
                 "port of the one server NAME (number or service name; default: --base-port)");
-    cmd->add_option("--base-port", o->base_port,
-                    "port of the first server, the others on the next ones (0: each on a port "
-                    "the kernel picks)")
-        ->check(CLI::Range(0u, 65535u))
+    add_number(cmd, "--base-port", o->base_port, NumberKind::integer, {0, 65535},
+               "port of the first server, the others on the next ones (0: each on a port the "
+               "kernel picks)")
         ->capture_default_str()
         ->excludes(port);
-    cmd->add_option("--delay", o->delay_ms, "drip: ms between bytes; http-slow: ms between chunks")
-        ->check(CLI::Range(1u, 3600000u))
+    add_number(cmd, "--delay", o->delay_ms, NumberKind::milliseconds, {1, kMsPerHour},
+               "drip: ms between bytes; http-slow: ms between chunks")
         ->capture_default_str();
-    cmd->add_option("--bytes", o->bytes, "garbage: send this many bytes, then end the stream");
-    cmd->add_option("--late-ms", o->late_ms, "udp-late: ms before each echo")
-        ->check(CLI::Range(0u, 3600000u))
+    add_number(cmd, "--bytes", o->bytes, NumberKind::size, {0, kTiB},
+               "garbage: send this many bytes, then end the stream");
+    add_number(cmd, "--late-ms", o->late_ms, NumberKind::milliseconds, {0, kMsPerHour},
+               "udp-late: ms before each echo")
         ->capture_default_str();
-    cmd->add_option("--max-conns", o->max_conns, "most connections each TCP server holds at once")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+    add_number(cmd, "--max-conns", o->max_conns, NumberKind::count, {1, 1'000'000},
+               "most connections each TCP server holds at once")
         ->capture_default_str();
-    cmd->add_option("--seed", o->seed, "seed for the random bytes (reproducible runs)");
+    add_number(cmd, "--seed", o->seed, NumberKind::integer,
+               {0, std::numeric_limits<std::uint64_t>::max()},
+               "seed for the random bytes (reproducible runs)");
     cmd->callback([o, name, port, &run] {
         if (port->count() > 0 && name->count() == 0)
             throw CLI::ValidationError("--port is for one server: ferry chaos NAME -p PORT");

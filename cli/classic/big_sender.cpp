@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
@@ -67,9 +68,8 @@ void add_big_sender(CLI::App& app, Runner& run) {
     cmd->require_subcommand(1);
     CLI::App* client = add_role(cmd, "client", "send one datagram of --size bytes of '#'");
     client->add_option("host", o->host, "host to send to")->required();
-    add_port_option(client, o->port);
-    client->add_option("--size", o->size, "datagram size in bytes")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{65507}))
+    add_destination_port_option(client, o->port);
+    add_number(client, "--size", o->size, NumberKind::size, {1, 65507}, "datagram size in bytes")
         ->capture_default_str();
     client->callback([o, &run] { run = [o] { return run_client(*o); }; });
     CLI::App* server = add_role(cmd, "server", "print the size of every datagram that arrives");

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/progress.hpp"
 #include "common/stop_signals.hpp"
@@ -235,22 +236,20 @@ void add_tcp_deadlock(CLI::App& app, Runner& run) {
     CLI::App* server = add_role(cmd, "server", "echo 1024-byte chunks back upper-cased");
     server->add_option("host", o->host, "interface to listen at")->required();
     add_port_option(server, o->port);
-    server
-        ->add_option("--stall-timeout", o->stall_timeout,
-                     "drop a client whose replies cannot be sent for this many seconds")
-        ->check(CLI::PositiveNumber);
+    add_number(server, "--stall-timeout", o->stall_timeout, NumberKind::seconds,
+               {kMillisecond, kDay},
+               "drop a client whose replies cannot be sent for this many seconds");
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
 
     CLI::App* client = add_role(cmd, "client", "send BYTECOUNT bytes, then read the replies");
     client->add_option("host", o->host, "host to connect to")->required();
-    client->add_option("bytecount", o->bytecount, "bytes to send (rounded up to a multiple of 16)")
-        ->required()
-        ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40));
-    add_port_option(client, o->port);
-    client
-        ->add_option("--stall-timeout", o->stall_timeout,
-                     "report a stall and exit 1 when no byte moves for this many seconds")
-        ->check(CLI::PositiveNumber);
+    add_number(client, "bytecount", o->bytecount, NumberKind::size, {0, kTiB},
+               "bytes to send (rounded up to a multiple of 16)")
+        ->required();
+    add_destination_port_option(client, o->port);
+    add_number(client, "--stall-timeout", o->stall_timeout, NumberKind::seconds,
+               {kMillisecond, kDay},
+               "report a stall and exit 1 when no byte moves for this many seconds");
     client->add_flag("--no-deadlock", o->no_deadlock, "read while writing: any count completes");
     client->callback([o, &run] { run = [o] { return run_client(*o); }; });
 }

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
@@ -92,15 +93,15 @@ void add_tcp_sixteen(CLI::App& app, Runner& run) {
     CLI::App* server = add_role(cmd, "server", "serve one client at a time (listen backlog 1)");
     server->add_option("host", o->host, "interface to listen at")->required();
     add_port_option(server, o->port);
-    server->add_option("--timeout", o->timeout, "seconds a client may take before it is dropped")
-        ->check(CLI::PositiveNumber)
+    add_number(server, "--timeout", o->timeout, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds a client may take before it is dropped")
         ->capture_default_str();
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
     CLI::App* client = add_role(cmd, "client", "send 'Hi there, server', read the 16-byte reply");
     client->add_option("host", o->host, "host to connect to")->required();
-    add_port_option(client, o->port);
-    client->add_option("--timeout", o->timeout, "seconds for the connect and for each exchange")
-        ->check(CLI::PositiveNumber)
+    add_destination_port_option(client, o->port);
+    add_number(client, "--timeout", o->timeout, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds for the connect and for each exchange")
         ->capture_default_str();
     client->callback([o, &run] { run = [o] { return run_client(*o); }; });
 }

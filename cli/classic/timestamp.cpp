@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
@@ -107,10 +108,10 @@ void add_timestamp(CLI::App& app, Runner& run) {
     CLI::App* client =
         add_role(cmd, "client", "send each line of standard input, print each reply");
     client->add_option("host", o->host, "server host (default: localhost)");
-    add_port_option(client, o->port);
+    add_destination_port_option(client, o->port);
     client->add_flag("--udp", o->udp, "UDP instead of TCP");
-    client->add_option("--timeout", o->timeout, "seconds to wait for the connection and each reply")
-        ->check(CLI::PositiveNumber)
+    add_number(client, "--timeout", o->timeout, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds to wait for the connection and each reply")
         ->capture_default_str();
     client->callback([o, &run] {
         if (o->host.empty()) o->host = "localhost";

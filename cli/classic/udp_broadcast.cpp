@@ -65,7 +65,7 @@ void add_udp_broadcast(CLI::App& app, Runner& run) {
     CLI::App* client = add_role(cmd, "client", "send 'Broadcast datagram!' to NETWORK");
     client->add_option("network", o->host, "broadcast address, e.g. 10.0.0.255, or <broadcast>")
         ->required();
-    add_port_option(client, o->port);
+    add_destination_port_option(client, o->port);
     client->callback([o, &run] { run = [o] { return run_client(*o); }; });
 }
 

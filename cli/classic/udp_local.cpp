@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
@@ -73,9 +74,9 @@ void add_udp_local(CLI::App& app, Runner& run) {
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
     CLI::App* client =
         add_role(cmd, "client", "send one datagram to 127.0.0.1:PORT, print the reply");
-    add_port_option(client, o->port);
-    client->add_option("--timeout", o->timeout, "seconds to wait for the reply")
-        ->check(CLI::PositiveNumber)
+    add_destination_port_option(client, o->port);
+    add_number(client, "--timeout", o->timeout, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds to wait for the reply")
         ->capture_default_str();
     client->callback([o, &run] { run = [o] { return run_client(*o); }; });
 }

@@ -1,10 +1,12 @@
 // ferry udp-remote server|client: a lossy UDP server, and a client that retries with backoff.
 #include <cerrno>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
@@ -132,10 +134,12 @@ void add_udp_remote(CLI::App& app, Runner& run) {
     CLI::App* server = add_role(cmd, "server", "answer datagrams, pretending to drop some");
     server->add_option("interface", o->host, "address to bind (default: every IPv4 interface)");
     add_port_option(server, o->port);
-    server->add_option("--drop", o->drop, "chance of pretending to drop each datagram")
-        ->check(CLI::Range(0.0, 1.0))
+    add_number(server, "--drop", o->drop, NumberKind::probability, {0, 1},
+               "chance of pretending to drop each datagram")
         ->capture_default_str();
-    server->add_option("--seed", o->seed, "seed for the drops (reproducible runs)");
+    add_number(server, "--seed", o->seed, NumberKind::integer,
+               {0, std::numeric_limits<std::uint32_t>::max()},
+               "seed for the drops (reproducible runs)");
     server->add_flag("--request-ids", o->request_ids,
                      "expect a 4-byte request ID before each datagram and echo it in the reply");
     server->callback([o, &run] { run = [o] { return run_server(*o); }; });
@@ -143,35 +147,34 @@ void add_udp_remote(CLI::App& app, Runner& run) {
     CLI::App* client =
         add_role(cmd, "client", "send a datagram, retrying with backoff until answered");
     client->add_option("host", o->host, "server host name or address")->required();
-    add_port_option(client, o->port);
-    client->add_option("--initial-wait", o->initial_wait, "seconds to wait for the first reply")
-        ->check(CLI::PositiveNumber)
+    add_destination_port_option(client, o->port);
+    add_number(client, "--initial-wait", o->initial_wait, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds to wait for the first reply")
         ->capture_default_str();
-    client->add_option("--factor", o->factor, "the wait is multiplied by this after each silence")
-        ->check(CLI::Range(1.0, 100.0))
+    add_number(client, "--factor", o->factor, NumberKind::factor, {1, 100},
+               "the wait is multiplied by this after each silence")
         ->capture_default_str();
-    client->add_option("--max-wait", o->max_wait, "give up once the next wait would exceed this")
-        ->check(CLI::PositiveNumber)
+    add_number(client, "--max-wait", o->max_wait, NumberKind::seconds, {kMillisecond, kDay},
+               "give up once the next wait would exceed this")
         ->capture_default_str();
-    client
-        ->add_option("--cap", o->cap,
-                     "cap each wait at this many seconds (then --tries or --budget ends it)")
-        ->check(CLI::PositiveNumber);
-    client->add_option("--jitter", o->jitter, "randomise each wait by +/- this fraction (0..1)")
-        ->check(CLI::Range(0.0, 0.99))
+    add_number(client, "--cap", o->cap, NumberKind::seconds, {kMillisecond, kDay},
+               "cap each wait at this many seconds (then --tries or --budget ends it)");
+    add_number(client, "--jitter", o->jitter, NumberKind::fraction, {0, 0.99},
+               "randomise each wait by +/- this fraction (0..1)")
         ->capture_default_str();
-    client->add_option("--tries", o->tries, "give up after this many sends (1..255)")
-        ->check(CLI::Range(1u, 255u));
-    client->add_option("--budget", o->budget, "give up after this many seconds in all")
-        ->check(CLI::PositiveNumber);
+    add_number(client, "--tries", o->tries, NumberKind::count, {1, 255},
+               "give up after this many sends (1..255)");
+    add_number(client, "--budget", o->budget, NumberKind::seconds, {kMillisecond, kDay},
+               "give up after this many seconds in all");
     client->add_flag("--adaptive", o->adaptive,
                      "start each request's wait from the measured round trips (RFC 6298)");
     client->add_flag("--request-ids", o->request_ids,
                      "prefix a 4-byte request ID (the server must run with --request-ids)");
-    client->add_option("--count", o->count, "number of requests, one after another")
-        ->check(CLI::Range(1u, 1000000u))
+    add_number(client, "--count", o->count, NumberKind::count, {1, 1'000'000},
+               "number of requests, one after another")
         ->capture_default_str();
-    client->add_option("--seed", o->seed, "seed for the jitter");
+    add_number(client, "--seed", o->seed, NumberKind::integer,
+               {0, std::numeric_limits<std::uint32_t>::max()}, "seed for the jitter");
     client->callback([o, &run] {
         try {
             retry_policy(*o)

@@ -37,8 +37,15 @@ void add_multicast(CLI::App& app, Runner& run);
 /// A CLI11 check for a port: a number in 0..65535 or a service name.
 CLI::Validator port_validator();
 
+/// A CLI11 check for the port a client sends or connects to: port_validator()
+/// and not 0, which means "any free port" only to a server that binds.
+CLI::Validator destination_port_validator();
+
 /// Adds `-p,--port` (number or service name) bound to `port`.
 CLI::Option* add_port_option(CLI::App* cmd, std::string& port);
+
+/// Adds `-p,--port` of a client: where it sends or connects, so never port 0.
+CLI::Option* add_destination_port_option(CLI::App* cmd, std::string& port);
 
 /// A program role: `server` or `client` as a sub-subcommand of `program`.
 CLI::App* add_role(CLI::App* program, const std::string& role, const std::string& description);

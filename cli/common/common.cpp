@@ -22,9 +22,29 @@ CLI::Validator port_validator() {
         "PORT", "port");
 }
 
+CLI::Validator destination_port_validator() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            try {
+                if (parse_port(text) != 0) return {};
+            } catch (const Error&) {
+                return "port '" + text + "' is not a number in 1..65535 or a known service";
+            }
+            return "0 cannot be connected or sent to (port 0 means any free port only to a "
+                   "server that binds)";
+        },
+        "PORT", "destination port");
+}
+
 CLI::Option* add_port_option(CLI::App* cmd, std::string& port) {
     return cmd->add_option("-p,--port", port, "port number or service name")
         ->check(port_validator())
+        ->capture_default_str();
+}
+
+CLI::Option* add_destination_port_option(CLI::App* cmd, std::string& port) {
+    return cmd->add_option("-p,--port", port, "port number or service name")
+        ->check(destination_port_validator())
         ->capture_default_str();
 }
 

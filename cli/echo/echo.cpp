@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <thread>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "common/unix_socket_file.hpp"
@@ -113,8 +115,34 @@ int run_echo_server(const EchoOptions& o) {
 
 namespace {
 
-void add_endpoint_options(CLI::App* cmd, EchoOptions& o) {
-    add_port_option(cmd, o.port);
+/// The largest message or frame: 2 GiB, beyond what one Buffer should hold.
+constexpr std::uint64_t kMaxFrame = 2 * kGiB;
+
+/// --framing as typed: raw, line, length or fixed:N with N a SIZE (fixed:64K
+/// works), rewritten to what Framing::parse reads (fixed:65536). A bad N is a
+/// usage error here, not a failure once the server runs.
+CLI::Validator framing_validator() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            if (text == "raw" || text == "line" || text == "length") return {};
+            constexpr std::string_view kFixed = "fixed:";
+            if (text.compare(0, kFixed.size(), kFixed) != 0)
+                return "'" + text + "' is not raw, line, fixed:N or length";
+            const NumberReading n = read_number(
+                std::string_view(text).substr(kFixed.size()),
+                {.kind = NumberKind::size, .whole = true, .whole_min = 1, .whole_max = kMaxFrame});
+            if (!n.value) return "in fixed:N, " + n.error;
+            text = std::string(kFixed) + *n.value;
+            return {};
+        },
+        "", "");
+}
+
+void add_endpoint_options(CLI::App* cmd, EchoOptions& o, bool client) {
+    if (client)
+        add_destination_port_option(cmd, o.port);
+    else
+        add_port_option(cmd, o.port);
     cmd->add_option("-U,--unix", o.unix_path,
                     "a Unix socket at PATH instead of TCP: a stream, or with --seqpacket messages")
         ->type_name("PATH");
@@ -125,22 +153,15 @@ void add_endpoint_options(CLI::App* cmd, EchoOptions& o) {
                   "exactly it");
     cmd->add_flag("-u,--udp", o.udp, "UDP: every datagram is one message");
     cmd->add_option("--framing", o.framing,
-                    "raw, line, fixed:N or length (32-bit big-endian prefix). With --seqpacket "
-                    "only raw, others are refused: the kernel already keeps each message whole")
-        ->check([](const std::string& text) -> std::string {
-            try {
-                Framing::parse(text);
-                return {};
-            } catch (const Error& e) {
-                return e.what();
-            }
-        })
+                    "raw, line, fixed:N (N bytes, a SIZE: fixed:512, fixed:4K) or length (32-bit "
+                    "big-endian prefix). With --seqpacket only raw, others are refused: the "
+                    "kernel already keeps each message whole")
+        ->transform(framing_validator())
         ->capture_default_str();
-    cmd->add_option("--max-frame", o.max_frame,
-                    "largest message in bytes. With --seqpacket it is the server's read buffer: a "
-                    "longer message drops the client with one line on stderr, and is never "
-                    "echoed cut short")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
+    add_number(cmd, "--max-frame", o.max_frame, NumberKind::size, {1, kMaxFrame},
+               "largest message in bytes. With --seqpacket it is the server's read buffer: a "
+               "longer message drops the client with one line on stderr, and is never echoed cut "
+               "short")
         ->capture_default_str();
 }
 
@@ -173,7 +194,7 @@ void add_echo(CLI::App& app, Runner& run) {
     CLI::App* server =
         add_role(cmd, "server", "serve the echo service until SIGINT/SIGTERM, then drain");
     server->add_option("host", o->host, "address to listen at")->capture_default_str();
-    add_endpoint_options(server, *o);
+    add_endpoint_options(server, *o, false);
     server
         ->add_option("--model", o->model,
                      "iterative, thread, pool, fork, select, poll, epoll or uring "
@@ -181,39 +202,33 @@ void add_echo(CLI::App& app, Runner& run) {
         ->check(CLI::IsMember(
             {"iterative", "thread", "pool", "fork", "select", "poll", "epoll", "uring"}))
         ->capture_default_str();
-    server
-        ->add_option("--threads", o->threads,
-                     "threads of the pool model (default 4); event loops of the epoll model, each "
-                     "with its own "
-                     "SO_REUSEPORT listener (default 1)")
-        ->check(CLI::Range(1u, 256u))
+    add_number(server, "--threads", o->threads, NumberKind::count, {1, 256},
+               "threads of the pool model (default 4); event loops of the epoll model, each with "
+               "its own SO_REUSEPORT listener (default 1)")
         ->capture_default_str();
-    server
-        ->add_option("--max-conns", o->max_conns,
-                     "connections at once; the next is told and closed")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+    add_number(server, "--max-conns", o->max_conns, NumberKind::count, {1, std::size_t{1} << 24},
+               "connections at once; the next is told and closed")
         ->capture_default_str();
-    server
-        ->add_option("--idle-timeout", o->idle_timeout,
-                     "seconds without a byte before a connection is dropped (0 = never)")
-        ->check(CLI::NonNegativeNumber)
+    add_number(server, "--idle-timeout", o->idle_timeout, NumberKind::seconds, {0, kDay},
+               "seconds without a byte before a connection is dropped (0 = never)")
         ->capture_default_str();
-    server
-        ->add_option("--high-water", o->high_water,
-                     "bytes of replies queued per connection before reading from it pauses")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 31))
+    add_number(server, "--high-water", o->high_water, NumberKind::size, {1, kMaxFrame},
+               "bytes of replies queued per connection before reading from it pauses")
         ->capture_default_str();
-    server
-        ->add_option(
-            "--stalled-timeout", o->stalled_timeout,
-            "seconds a connection may stay above the high-water mark (a client that never reads)")
-        ->check(CLI::PositiveNumber)
+    add_number(
+        server, "--stalled-timeout", o->stalled_timeout, NumberKind::seconds, {kMillisecond, kDay},
+        "seconds a connection may stay above the high-water mark (a client that never reads)")
         ->capture_default_str();
-    server->add_option("--drain-timeout", o->drain_timeout, "seconds the graceful stop may take")
-        ->check(CLI::PositiveNumber)
+    add_number(server, "--drain-timeout", o->drain_timeout, NumberKind::seconds,
+               {kMillisecond, kDay}, "seconds the graceful stop may take")
         ->capture_default_str();
     server->callback([o, &run] {
         check_transport(*o);
+        const Framing framing = Framing::parse(o->framing);  // checked: fixed:N has a number
+        if (framing.kind == Framing::Kind::fixed && framing.fixed_size > o->max_frame)
+            throw CLI::ValidationError(
+                "--framing", fmt::format("fixed:{} is above --max-frame {} (raise --max-frame)",
+                                         framing.fixed_size, o->max_frame));
         if (o->udp && !(o->model == "iterative" || o->model == "select" || o->model == "poll" ||
                         o->model == "epoll"))
             throw CLI::ValidationError(
@@ -227,22 +242,30 @@ void add_echo(CLI::App& app, Runner& run) {
                                 "send each line of standard input as a message and print its echo; "
                                 "or with --count, send generated messages and check every echo");
     client->add_option("host", o->host, "server host")->capture_default_str();
-    add_endpoint_options(client, *o);
-    client->add_option("--count", o->count, "messages to send and check")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
-    client->add_option("--size", o->size, "bytes per generated message")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 26))
+    add_endpoint_options(client, *o, true);
+    add_number(client, "--count", o->count, NumberKind::count, {1, 100'000'000},
+               "messages to send and check");
+    add_number(client, "--size", o->size, NumberKind::size, {1, 64 * kMiB},
+               "bytes per generated message")
         ->capture_default_str();
-    client->add_option("--timeout", o->timeout, "seconds to wait for each echo")
-        ->check(CLI::PositiveNumber)
+    add_number(client, "--timeout", o->timeout, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds to wait for each echo")
         ->capture_default_str();
     client->add_flag(
         "--retry", o->retry,
         "UDP: retransmit with backoff and request IDs (ferry's reliable request/response)");
-    client->add_option("--seed", o->seed, "seed for the generated messages")->capture_default_str();
+    add_number(client, "--seed", o->seed, NumberKind::integer,
+               {0, std::numeric_limits<std::uint32_t>::max()}, "seed for the generated messages")
+        ->capture_default_str();
     client->callback([o, &run] {
         check_transport(*o);
         if (o->retry && !o->udp) throw CLI::ValidationError("--retry", "--retry needs -u (UDP)");
+        const Framing framing = Framing::parse(o->framing);  // checked: fixed:N has a number
+        if (o->count && !o->udp && framing.kind == Framing::Kind::fixed &&
+            o->size > framing.fixed_size)
+            throw CLI::ValidationError(
+                "--size", fmt::format("messages of {} bytes do not fit --framing fixed:{}", o->size,
+                                      framing.fixed_size));
         run = [o] { return run_echo_client(*o); };
     });
 }

@@ -46,6 +46,18 @@ std::string_view decode(const Framing& framing, std::string_view wire) {
     return wire;
 }
 
+/// Runs `step`, in which the socket's own --timeout may pass: then a Failure
+/// that says what did not happen in time ("no echo from 127.0.0.1:1060 within
+/// 5 s"), where TimeoutError would read "Connection timed out", like an errno.
+template <class Step>
+auto within_timeout(const EchoOptions& o, const std::string& what_failed, Step&& step) {
+    try {
+        return step();
+    } catch (const TimeoutError&) {
+        throw Failure(fmt::format("{} within {} s (--timeout)", what_failed, o.timeout));
+    }
+}
+
 std::string generated(std::mt19937& random, std::size_t size, bool printable) {
     std::string message(size, '\0');
     std::uniform_int_distribution<int> byte(0, 255);
@@ -76,18 +88,25 @@ Socket connect_stream(const EchoOptions& o) {
     ConnectOptions connect;
     connect.timeout = seconds(o.timeout);
     connect.socktype = o.udp ? SOCK_DGRAM : SOCK_STREAM;
-    return create_connection(o.host, o.port, connect);
+    return within_timeout(o, fmt::format("no connection to {} port {}", o.host, o.port),
+                          [&] { return create_connection(o.host, o.port, connect); });
 }
 
 int run_stream_client(const EchoOptions& o, const Framing& framing) {
     Socket sock = connect_stream(o);
+    const std::string server = o.unix_path.empty() ? sock.peer_address().to_string() : o.unix_path;
+    // One message out, its echo back.
+    const auto exchange = [&](const std::string& wire) {
+        within_timeout(o, fmt::format("{} took no data (it does not read)", server),
+                       [&] { sock.send_all(wire); });
+        return within_timeout(o, "no echo from " + server,
+                              [&] { return sock.recv_exact(wire.size()); });
+    };
     if (!o.count) {
         std::string line;
         while (std::getline(std::cin, line)) {
             const std::string wire = encode(framing, line);
-            sock.send_all(wire);
-            const std::string echo = sock.recv_exact(wire.size());
-            say("{}", decode(framing, echo));
+            say("{}", decode(framing, exchange(wire)));
         }
         return 0;
     }
@@ -96,8 +115,7 @@ int run_stream_client(const EchoOptions& o, const Framing& framing) {
     for (std::size_t i = 0; i < *o.count; ++i) {
         const std::string wire =
             encode(framing, generated(random, o.size, framing.kind == Framing::Kind::line));
-        sock.send_all(wire);
-        if (sock.recv_exact(wire.size()) != wire) ++wrong;
+        if (exchange(wire) != wire) ++wrong;
     }
     if (wrong != 0)
         throw Failure(fmt::format("{} of {} echoes differed from what was sent", wrong, *o.count));
@@ -129,7 +147,9 @@ int run_message_client(const EchoOptions& o) {
     const std::string server = o.unix_path;
     const auto send_one = [&](std::string_view message) {
         fit_send_buffer(sock.fd(), message.size());
-        const IoResult n = sock.send(message);
+        const IoResult n =
+            within_timeout(o, fmt::format("{} took no message (it does not read)", server),
+                           [&] { return sock.send(message); });
         // A message socket sends a message whole or not at all.
         if (!n || *n != message.size())
             throw Failure(fmt::format("send to {}: a {}-byte message was not sent whole", server,
@@ -146,7 +166,8 @@ int run_message_client(const EchoOptions& o) {
             send_one(line);
             // Room for one byte more than was sent: a longer echo shows as longer.
             area.resize(line.size() + 1);
-            say("{}", receive_echo(sock, area, server));
+            say("{}", within_timeout(o, "no echo from " + server,
+                                     [&] { return receive_echo(sock, area, server); }));
         }
         return 0;
     }
@@ -157,7 +178,9 @@ int run_message_client(const EchoOptions& o) {
         const std::string message = generated(random, o.size, false);
         send_one(message);
         try {
-            if (receive_echo(sock, area, server) != message) ++wrong;
+            if (within_timeout(o, "no echo from " + server,
+                               [&] { return receive_echo(sock, area, server); }) != message)
+                ++wrong;
         } catch (const Error& e) {
             if (e.code() != make_error_code(Errc::frame_too_large)) throw;
             ++wrong;  // an echo longer than the message

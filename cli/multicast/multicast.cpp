@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/address.hpp"
@@ -212,7 +213,11 @@ void add_multicast(CLI::App& app, Runner& run) {
                          "232.0.0.0/8 source-specific) or IPv6 ff00::/8")
             ->type_name("GROUP")
             ->required();
-        add_port_option(role, o->port);
+        // The receiver binds the port (0: any); the sender sends to it.
+        if (role->get_name() == "sender")
+            add_destination_port_option(role, o->port);
+        else
+            add_port_option(role, o->port);
         role->add_option("-i,--interface", o->interface, interface_help)
             ->type_name("NAME_OR_ADDRESS");
     };
@@ -243,22 +248,19 @@ void add_multicast(CLI::App& app, Runner& run) {
         ->type_name("ADDRESS");
     sender->add_option("-m,--message", o->message, "the text of each datagram")
         ->capture_default_str();
-    sender->add_option("-c,--count", o->count, "how many datagrams to send")
-        ->check(CLI::Range(1U, 1000000000U))
+    add_number(sender, "-c,--count", o->count, NumberKind::count, {1, 1'000'000'000},
+               "how many datagrams to send")
         ->capture_default_str();
-    sender
-        ->add_option("--ttl", o->ttl,
-                     "routers a datagram may cross (IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS): 1 "
-                     "keeps it on this network, 0 on this host, but Linux holds a TTL-0 datagram "
-                     "back only when this host has joined the group on that interface itself "
-                     "(IPv6: and --loop)")
-        ->check(CLI::Range(0, 255))
+    add_number(sender, "--ttl", o->ttl, NumberKind::count, {0, 255},
+               "routers a datagram may cross (IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS): 1 keeps it "
+               "on this network, 0 on this host, but Linux holds a TTL-0 datagram back only when "
+               "this host has joined the group on that interface itself (IPv6: and --loop)")
         ->capture_default_str();
     sender->add_flag("--loop,!--no-loop", o->loop,
                      "whether members of the group on this host get a copy (IP_MULTICAST_LOOP; "
                      "default: on)");
-    sender->add_option("--interval", o->interval, "seconds between datagrams")
-        ->check(CLI::NonNegativeNumber)
+    add_number(sender, "--interval", o->interval, NumberKind::seconds, {0, kDay},
+               "seconds between datagrams")
         ->capture_default_str();
     sender->callback([o, &run] {
         check(*o);

@@ -273,7 +273,7 @@ void add_connect(CLI::App& app, Runner& run) {
                     "port number or service name; with -z, PORT or FIRST-LAST");
     add_netcat_options(cmd, o->net,
                        "connect timeout, and idle timeout: end the session when no data moved "
-                       "either way for S seconds (exit 1)");
+                       "either way for this many seconds (exit 1)");
     cmd->add_flag("-z,--zero-io", o->scan,
                   "report which ports accept a TCP connection, sending nothing");
     cmd->callback([o, &run] {

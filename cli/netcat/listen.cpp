@@ -197,9 +197,10 @@ void add_listen(CLI::App& app, Runner& run) {
         ->type_name("HOST");
     cmd->add_option("port", o->second, "port number or service name, 0 for any free port")
         ->type_name("PORT");
-    add_netcat_options(cmd, o->net,
-                       "idle timeout: end a session when no data moved either way for S seconds "
-                       "(exit 1, or the next client with -k); waiting for a client is not bounded");
+    add_netcat_options(
+        cmd, o->net,
+        "idle timeout: end a session when no data moved either way for this many seconds "
+        "(exit 1, or the next client with -k); waiting for a client is not bounded");
     cmd->add_flag("-k,--keep-open", o->keep, "keep listening: serve one client after another");
     cmd->callback([o, &run] {
         check(*o);

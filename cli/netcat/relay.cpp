@@ -8,14 +8,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include <fmt/core.h>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
 #include "ferry/server/message_io.hpp"
@@ -234,29 +233,6 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
 
 // --- The options connect and listen share ------------------------------------
 
-namespace {
-
-// A year: any longer is surely a mistake, and a Duration holds it without overflow.
-constexpr double kMaxSeconds = 31'536'000;
-
-/// Seconds as a finite decimal number (CLI11 would accept "nan" and "inf").
-CLI::Validator seconds_validator(bool zero_allowed) {
-    return CLI::Validator(
-        [zero_allowed](std::string& text) -> std::string {
-            double value = 0;
-            const char* end = text.data() + text.size();
-            const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-            if (ec == std::errc() && ptr == end && std::isfinite(value) && value <= kMaxSeconds &&
-                (zero_allowed ? value >= 0 : value > 0))
-                return {};
-            return fmt::format("'{}' is not a number of seconds {} 0 and at most {}", text,
-                               zero_allowed ? "from" : "above", kMaxSeconds);
-        },
-        "", "seconds");
-}
-
-}  // namespace
-
 RelayOptions NetcatOptions::relay_options(int stop_fd) const {
     RelayOptions r;
     if (quit) r.quit_after_eof = seconds(*quit);
@@ -278,15 +254,13 @@ void add_netcat_options(CLI::App* cmd, NetcatOptions& o, const std::string& wait
                   "half-close, as on a stream; an empty message reads as end of stream");
     auto* v4 = cmd->add_flag("-4", o.ipv4, "IPv4 only");
     cmd->add_flag("-6", o.ipv6, "IPv6 only")->excludes(v4);
-    cmd->add_option("-q,--quit-after-eof", o.quit,
-                    "after end of input (all of it sent), end the session S seconds later; 0: at "
-                    "once. Default: half-close, i.e. shut down the writing side and keep printing "
-                    "what arrives until the peer ends too")
-        ->type_name("S")
-        ->check(seconds_validator(true));
-    cmd->add_option("-w,--wait", o.wait, wait_help)
-        ->type_name("S")
-        ->check(seconds_validator(false));
+    add_number(cmd, "-q,--quit-after-eof", o.quit, NumberKind::seconds, {0, kLongestDuration},
+               "after end of input (all of it sent), end the session this many seconds later; 0: "
+               "at once. Default: half-close, i.e. shut down the writing side and keep printing "
+               "what arrives until the peer ends too");
+    // Idle sessions may be long: up to the longest duration, a year.
+    add_number(cmd, "-w,--wait", o.wait, NumberKind::seconds, {kMillisecond, kLongestDuration},
+               wait_help);
 }
 
 void check_netcat_options(const NetcatOptions& o) {

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/address.hpp"
@@ -220,20 +221,19 @@ void add_ping(CLI::App& app, Runner& run) {
         "the unprivileged ICMP datagram socket when net.ipv4.ping_group_range allows it, else a "
         "raw socket (root). Example: ferry ping -c 3 127.0.0.1");
     cmd->add_option("host", o->host, "host name or address to ping")->required();
-    cmd->add_option("-c,--count", o->count, "stop after this many requests (default: until Ctrl-C)")
-        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{65535}));
-    cmd->add_option("-i,--interval", o->interval, "seconds between requests (at least 0.002)")
-        ->check(CLI::Range(0.002, 3600.0))
+    add_number(cmd, "-c,--count", o->count, NumberKind::count, {1, 65535},
+               "stop after this many requests (default: until Ctrl-C)");
+    add_number(cmd, "-i,--interval", o->interval, NumberKind::seconds, {0.002, kHour},
+               "seconds between requests (at least 0.002)")
         ->capture_default_str();
-    cmd->add_option("-s,--size", o->size, "payload bytes (ICMP data; 16 or more carry a time)")
-        ->check(CLI::Range(std::size_t{0}, kMaxSize4))
+    add_number(cmd, "-s,--size", o->size, NumberKind::size, {0, kMaxSize4},
+               "payload bytes (ICMP data; 16 or more carry a time)")
         ->capture_default_str();
-    cmd->add_option("-W,--timeout", o->wait,
-                    "seconds to wait for the replies still missing after the last request")
-        ->check(CLI::Range(0.001, 3600.0))
+    add_number(cmd, "-W,--timeout", o->wait, NumberKind::seconds, {kMillisecond, kHour},
+               "seconds to wait for the replies still missing after the last request")
         ->capture_default_str();
-    cmd->add_option("-t,--ttl", o->ttl, "IP time to live (IPv6: hop limit) of the requests")
-        ->check(CLI::Range(1, 255));
+    add_number(cmd, "-t,--ttl", o->ttl, NumberKind::count, {1, 255},
+               "IP time to live (IPv6: hop limit) of the requests");
     auto* v4 = cmd->add_flag("-4", o->ipv4, "IPv4 only");
     cmd->add_flag("-6", o->ipv6, "IPv6 only")->excludes(v4);
     cmd->add_option("--mode", o->mode,

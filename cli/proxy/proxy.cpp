@@ -8,11 +8,13 @@
 
 #include <csignal>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
 
 #include "common/command.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
@@ -372,14 +374,14 @@ void add_proxy(CLI::App& app, Runner& run) {
     cmd->add_option("--api", o->api,
                     "serve Toxiproxy's HTTP API at [HOST:]PORT (alone: 127.0.0.1:8474)")
         ->expected(0, 1);
-    cmd->add_option("--seed", o->seed, "seed every random choice (reproducible runs)");
-    cmd->add_option("--udp-idle", o->udp_idle,
-                    "seconds of silence after which a UDP client's flow is dropped")
-        ->check(CLI::PositiveNumber)
+    add_number(cmd, "--seed", o->seed, NumberKind::integer,
+               {0, std::numeric_limits<std::uint64_t>::max()},
+               "seed every random choice (reproducible runs)");
+    add_number(cmd, "--udp-idle", o->udp_idle, NumberKind::seconds, {kMillisecond, kDay},
+               "seconds of silence after which a UDP client's flow is dropped")
         ->capture_default_str();
-    cmd->add_option("--connect-timeout", o->connect_timeout,
-                    "seconds to wait for the upstream to accept a TCP connection")
-        ->check(CLI::PositiveNumber)
+    add_number(cmd, "--connect-timeout", o->connect_timeout, NumberKind::seconds,
+               {kMillisecond, kDay}, "seconds to wait for the upstream to accept a TCP connection")
         ->capture_default_str();
     cmd->add_flag("--json", o->json, "print the counters as one JSON object at exit");
     cmd->footer(footer());

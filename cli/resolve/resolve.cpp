@@ -23,7 +23,8 @@ int run_resolve(const ResolveOptions& o) {
     hints.family = o.ipv4 ? AF_INET : o.ipv6 ? AF_INET6 : AF_UNSPEC;
     hints.socktype = o.type == "stream" ? SOCK_STREAM : o.type == "dgram" ? SOCK_DGRAM : 0;
     hints.passive = o.passive;
-    hints.canonical_name = true;
+    // getaddrinfo has no canonical name for "" (the any-address): asking is EAI_BADFLAGS.
+    hints.canonical_name = !o.host.empty();
     const auto results = resolve(o.host, o.service, hints);
     if (!results.front().canonical_name.empty() && results.front().canonical_name != o.host)
         fmt::print("canonical name: {}\n", results.front().canonical_name);
@@ -51,7 +52,17 @@ void add_resolve(CLI::App& app, Runner& run) {
     cmd->add_option("-t,--type", o->type, "socket type: stream or dgram (default: every type)")
         ->check(CLI::IsMember({"stream", "dgram"}));
     cmd->add_flag("--passive", o->passive, "addresses to bind a server to (AI_PASSIVE)");
-    cmd->callback([o, &run] { run = [o] { return run_resolve(*o); }; });
+    cmd->callback([o, &run] {
+        // "" is the any-address, which only a server binds (AI_PASSIVE), to a port.
+        if (o->host.empty() && !o->passive)
+            throw CLI::ValidationError(
+                "HOST is empty: give a host name or address (\"\" means any interface, with "
+                "--passive and a SERVICE)");
+        if (o->host.empty() && o->service.empty())
+            throw CLI::ValidationError(
+                "HOST \"\" (any interface) needs a SERVICE: ferry resolve \"\" 80 --passive");
+        run = [o] { return run_resolve(*o); };
+    });
 }
 
 }  // namespace ferry::cli

@@ -117,12 +117,13 @@ void check_value(const Type& type, const Key& key, double value) {
             key.min_exclusive
                 ? fmt::format("above {} and at most {}", number_text(key.min), number_text(key.max))
                 : fmt::format("between {} and {}", number_text(key.min), number_text(key.max));
-        throw ToxicError(fmt::format("{} {} must be {}{}{} (got {})", type.name, key.name, range,
-                                     *key.unit ? " " : "", key.unit, number_text(value)));
+        // "latency toxic: latency must be ...": the type and the key may have one name.
+        throw ToxicError(fmt::format("{} toxic: {} must be {}{}{} (got {})", type.name, key.name,
+                                     range, *key.unit ? " " : "", key.unit, number_text(value)));
     }
     if (key.integer && value != std::floor(value))
-        throw ToxicError(fmt::format("{} {} must be a whole number of {} (got {})", type.name,
-                                     key.name, key.unit, number_text(value)));
+        throw ToxicError(fmt::format("{} toxic: {} must be a whole number of {} (got {})",
+                                     type.name, key.name, key.unit, number_text(value)));
 }
 
 }  // namespace
