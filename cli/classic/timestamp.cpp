@@ -2,10 +2,10 @@
 // UDP).
 #include <unistd.h>
 
-#include <iostream>
 #include <memory>
 
 #include "common/command.hpp"
+#include "common/input_file.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
@@ -80,7 +80,7 @@ int run_client(const TimestampOptions& o) {
             fmt::print("> ");
             std::fflush(stdout);
         }
-        if (!std::getline(std::cin, line) || line.empty()) break;
+        if (!read_input_line(line) || line.empty()) break;
         sock.send_all(line);
         const std::size_t n = *sock.recv(data, sizeof data);
         if (n == 0) break;

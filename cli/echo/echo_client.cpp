@@ -1,11 +1,11 @@
 // ferry echo client: messages out, echoes back, each one checked.
 #include <poll.h>
 
-#include <iostream>
 #include <random>
 #include <vector>
 
 #include "common/command.hpp"
+#include "common/input_file.hpp"
 #include "common/output.hpp"
 #include "echo/echo.hpp"
 #include "ferry/byte_order.hpp"
@@ -83,7 +83,7 @@ int run_stream_client(const EchoOptions& o, const Framing& framing) {
     Socket sock = connect_stream(o);
     if (!o.count) {
         std::string line;
-        while (std::getline(std::cin, line)) {
+        while (read_input_line(line)) {
             const std::string wire = encode(framing, line);
             sock.send_all(wire);
             const std::string echo = sock.recv_exact(wire.size());
@@ -138,7 +138,7 @@ int run_message_client(const EchoOptions& o) {
     std::vector<char> area;
     if (!o.count) {
         std::string line;
-        while (std::getline(std::cin, line)) {
+        while (read_input_line(line)) {
             if (line.empty())
                 throw Failure(
                     "an empty line cannot be sent over --seqpacket: an empty message reads as "
@@ -207,7 +207,7 @@ int run_datagram_client(const EchoOptions& o) {
     };
     if (!o.count) {
         std::string line;
-        while (std::getline(std::cin, line)) {
+        while (read_input_line(line)) {
             const auto echo = exchange(line);
             if (!echo)
                 throw Failure(

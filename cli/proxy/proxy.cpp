@@ -7,12 +7,11 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 
 #include "common/command.hpp"
+#include "common/input_file.hpp"
 #include "common/output.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
@@ -95,24 +94,32 @@ void add_toxic(proxy::ProxyEntry& route, Toxic toxic, const std::string& where) 
     route.toxics.push_back(std::move(toxic));
 }
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    if (in) text << in.rdbuf();
-    if (!in || in.bad()) usage(fmt::format("--config {}: cannot be read", path));
-    return text.str();
+/// The config file as JSON. A file that cannot be read is a run-time failure
+/// (exit 1, input_file.hpp); one that is not JSON is a usage error (exit 2),
+/// told as a sentence: `--config FILE: not JSON: at line 3, column 5: syntax
+/// error while parsing ...`, without the parser's exception tag.
+proxy::Json parse_config(const std::string& path) {
+    const std::string text = read_input_file("--config", path);
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+        usage(
+            fmt::format("--config {}: the file is empty (expected a JSON list of proxies)", path));
+    try {
+        return proxy::Json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        // "[json.exception.parse_error.101] parse error at line 1, column 2: syntax error
+        // while parsing ...": the reason is what follows "parse error".
+        std::string why = e.what();
+        if (const std::size_t at = why.find("parse error "); at != std::string::npos)
+            why = why.substr(at + 12);
+        usage(fmt::format("--config {}: not JSON: {}", path, why));
+    }
 }
 
 /// Toxiproxy's config file (a list of {name, listen, upstream, enabled}) and
 /// ferry's (entries may also have protocol and toxics, and no name).
 std::vector<proxy::ProxyEntry> routes_from_config(const std::string& path, bool udp,
                                                   std::size_t first_number) {
-    proxy::Json doc;
-    try {
-        doc = proxy::parse_body(read_file(path));
-    } catch (const proxy::ApiError& e) {
-        usage(fmt::format("--config {}: {}", path, e.what()));
-    }
+    proxy::Json doc = parse_config(path);
     if (doc.is_object() && doc.size() == 1 && doc.contains("routes")) doc = doc["routes"];
     if (!doc.is_array())
         usage(fmt::format(
@@ -368,7 +375,8 @@ void add_proxy(CLI::App& app, Runner& run) {
                     "TOXICS below)");
     cmd->add_option("--config", o->config,
                     "JSON file: Toxiproxy's list of proxies [{\"name\", \"listen\", \"upstream\", "
-                    "\"enabled\"}]; ferry's entries may add \"protocol\" and \"toxics\"");
+                    "\"enabled\"}]; ferry's entries may add \"protocol\" and \"toxics\"")
+        ->type_name("FILE");  // what the option-walking tests look for
     cmd->add_option("--api", o->api,
                     "serve Toxiproxy's HTTP API at [HOST:]PORT (alone: 127.0.0.1:8474)")
         ->expected(0, 1);
