@@ -269,13 +269,25 @@ int run_proxy(const ProxyOptions& o) {
     loop.on_signal(SIGTERM, [&loop] { loop.stop(); });
     testkit::FaultProxy faults(loop, options);
 
+    // With --json, standard output is the report alone (a script parses it
+    // whole): the lines for people, and the port a script reads back, go to
+    // standard error, as `ferry listen` does.
+    const auto note = [&o](const std::string& line) {
+        if (o.json) {
+            fmt::print(stderr, "{}\n", line);
+            std::fflush(stderr);
+        } else {
+            say("{}", line);
+        }
+    };
+
     std::vector<std::string> order;  // the command line's routes, reported in their order
     for (const proxy::ProxyEntry& route : o.checked) {
         const auto state = faults.create(route.config);
         for (const Toxic& t : route.toxics)
             faults.add_toxic(route.config.name, t);
         order.push_back(route.config.name);
-        say("Listening at {} -> {}", state.config.listen, state.config.upstream);
+        note(fmt::format("Listening at {} -> {}", state.config.listen, state.config.upstream));
     }
 
     std::unique_ptr<proxy::ApiServer> api;
@@ -284,7 +296,7 @@ int run_proxy(const ProxyOptions& o) {
             faults, *o.api_address,
             fmt::format("{}+ferry.{}", kToxiproxyApiVersion, FERRY_VERSION));
         api->start();
-        say("API listening at {}", api->address().to_string());
+        note(fmt::format("API listening at {}", api->address().to_string()));
     }
 
     // The routes of the command line first, in order, then the API's by name.
@@ -298,7 +310,7 @@ int run_proxy(const ProxyOptions& o) {
         return all;
     };
 
-    if (::isatty(STDOUT_FILENO) == 1) {
+    if (::isatty(o.json ? STDERR_FILENO : STDOUT_FILENO) == 1) {
         const auto second = std::chrono::seconds(1);
         loop.add_timer(
             second,
@@ -306,7 +318,7 @@ int run_proxy(const ProxyOptions& o) {
                 std::string line;
                 for (const testkit::ProxyState& p : every_proxy())
                     line += (line.empty() ? "" : "  |  ") + status_of(p);
-                if (!line.empty()) say("{}", line);
+                if (!line.empty()) note(line);
             },
             second);
     }
@@ -389,7 +401,9 @@ void add_proxy(CLI::App& app, Runner& run) {
                     "seconds to wait for the upstream to accept a TCP connection")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
-    cmd->add_flag("--json", o->json, "print the counters as one JSON object at exit");
+    cmd->add_flag("--json", o->json,
+                  "print the counters as one JSON object at exit, alone on standard output "
+                  "(the Listening lines go to standard error)");
     cmd->footer(footer());
     cmd->callback([o, &run] {
         check(*o);
