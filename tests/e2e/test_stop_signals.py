@@ -19,6 +19,7 @@ import os
 import select
 import signal
 import socket
+import tempfile
 import time
 import unittest
 
@@ -288,7 +289,6 @@ class Echo(StopTest):
         self.assertFalse(os.path.exists(path))
 
     def tempdir(self):
-        import tempfile
         d = tempfile.TemporaryDirectory()
         self.addCleanup(d.cleanup)
         return d.name
