@@ -55,23 +55,29 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "ferry: unknown command '{}' (ferry --help lists them)\n", argv[1]);
         return 2;
     }
+    // Nothing escapes main: an exception that did would abort (exit 134) with
+    // the runtime's message instead of one line of ours.
     try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForAllHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        fmt::print(stderr, "ferry: {}\n", e.what());
-        return 2;
-    }
-
-    try {
+        try {
+            app.parse(argc, argv);
+        } catch (const CLI::CallForHelp& e) {
+            return app.exit(e);
+        } catch (const CLI::CallForAllHelp& e) {
+            return app.exit(e);
+        } catch (const CLI::CallForVersion& e) {
+            return app.exit(e);
+        } catch (const CLI::ParseError& e) {
+            fmt::print(stderr, "ferry: {}\n", e.what());
+            return 2;
+        }
+        // Parsing ran each command's checks; a failure there that is not a
+        // usage error (a file that cannot be read) is a run-time one, as below.
         return run ? run() : 2;
     } catch (const std::exception& e) {
         fmt::print(stderr, "ferry: {}\n", e.what());
+        return 1;
+    } catch (...) {
+        fmt::print(stderr, "ferry: an unexpected error (not a std::exception)\n");
         return 1;
     }
 }

@@ -279,19 +279,22 @@ int run_bench_command(const BenchOptions& o) {
     const BenchConfig config = config_of(o);
     const std::time_t started = std::time(nullptr);
     // The live line: on a terminal only, redrawn after each second, erased at the end.
-    const bool live = ::isatty(STDOUT_FILENO) == 1;
+    // The progress line is for a person at a terminal; with --json it goes to
+    // standard error, so that standard output is the JSON alone.
+    FILE* const terminal = o.json ? stderr : stdout;
+    const bool live = ::isatty(::fileno(terminal)) == 1;
     const auto progress = [&](const BenchInterval& i) {
         if (!live) return;
         const double length = i.end - i.start;
-        fmt::print("\r  {:.0f} s  {:.0f} requests/s  round-trip p99 {}\x1b[K", i.end,
+        fmt::print(terminal, "\r  {:.0f} s  {:.0f} requests/s  round-trip p99 {}\x1b[K", i.end,
                    length > 0 ? static_cast<double>(i.replies) / length : 0.0,
                    latency_text(i.p99_ns));
-        std::fflush(stdout);
+        std::fflush(terminal);
     };
     const BenchResult result = run_bench(config, progress);
     if (live) {
-        fmt::print("\r\x1b[K");
-        std::fflush(stdout);
+        fmt::print(terminal, "\r\x1b[K");
+        std::fflush(terminal);
     }
     if (o.json)
         print_json(o, result, started);

@@ -10,6 +10,7 @@
 #include "bench/bench_engine.hpp"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -45,7 +46,14 @@ constexpr Nanos kSecond = 1'000'000'000;
 constexpr std::size_t kReadSize = 64 * 1024;
 constexpr std::size_t kMaxPattern = 1024 * 1024;
 constexpr int kMaxEvents = 512;
-constexpr std::uint64_t kStopToken = UINT64_MAX;  // epoll data of the signalfd
+constexpr std::uint64_t kStopToken = UINT64_MAX;      // epoll data of the signalfd
+constexpr std::uint64_t kWakeToken = UINT64_MAX - 1;  // epoll data of the coordinator's eventfd
+// After SIGINT/SIGTERM the replies in flight are awaited this long at most (not
+// the whole drain): the report comes at once even when the server never answers.
+constexpr Nanos kInterruptDrain = 250'000'000;
+// The shortest --udp-timeout the loop honours: a deadline always after the send,
+// so that expiring one datagram can never expire the one sent in its place.
+constexpr Nanos kMinUdpTimeout = 1'000;
 // Non-blocking connects in progress at once: enough to connect 10,000
 // connections in well under a second on loopback, few enough not to
 // overflow a listen backlog of 4096 while the server is still accepting.
@@ -231,18 +239,34 @@ class Coordinator {
   public:
     Coordinator(const BenchConfig& config, unsigned workers, Timeline timeline,
                 const std::function<void(const BenchInterval&)>& on_interval)
-        : config_(config), timeline_(timeline), on_interval_(on_interval), done_(workers) {}
+        : config_(config), timeline_(timeline), on_interval_(on_interval), done_(workers) {
+        wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!wake_) throw_errno("eventfd");
+    }
 
-    /// SIGINT/SIGTERM: every worker stops sending at its next wake-up.
+    /// SIGINT/SIGTERM: every worker stops sending and is woken to do so.
     void interrupt(Nanos now) {
         std::lock_guard lock(mutex_);
         if (interrupted_.load(std::memory_order_relaxed)) return;
         interrupted_at_ = now;
         interrupted_.store(true, std::memory_order_relaxed);
+        wake_all();
     }
     [[nodiscard]] bool interrupted() const noexcept {
         return interrupted_.load(std::memory_order_relaxed);
     }
+
+    /// A worker failed (the run ends with its error): the others stop at once.
+    void abort() {
+        std::lock_guard lock(mutex_);
+        aborted_.store(true, std::memory_order_relaxed);
+        wake_all();
+    }
+    [[nodiscard]] bool aborted() const noexcept { return aborted_.load(std::memory_order_relaxed); }
+
+    /// Readable once interrupt() or abort() was called; never read, so that
+    /// every worker's epoll sees it.
+    [[nodiscard]] int wake_fd() const noexcept { return wake_.get(); }
 
     void window_opened() {
         std::lock_guard lock(mutex_);
@@ -312,6 +336,11 @@ class Coordinator {
     }
 
   private:
+    void wake_all() {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t n = ::write(wake_.get(), &one, sizeof one);
+    }
+
     struct Pending {
         Histogram histogram;
         std::uint64_t replies = 0;
@@ -356,6 +385,8 @@ class Coordinator {
     Nanos end_ = 0;
     bool opened_ = false;
     std::atomic<bool> interrupted_{false};
+    std::atomic<bool> aborted_{false};
+    Fd wake_;
     Nanos interrupted_at_ = 0;
     double cpu_start_ = 0, cpu_end_ = 0;
     std::optional<double> server_start_, server_end_;
@@ -387,6 +418,7 @@ class Worker {
           read_buffer_(kReadSize),
           quota_(quota),
           first_global_(first_global),
+          udp_timeout_(std::max(config.udp_timeout.count(), kMinUdpTimeout)),
           next_tick_(timeline.measure + kSecond) {
         const std::size_t pattern = std::min(config.size * config.pipeline, kMaxPattern);
         pattern_.resize(std::max(pattern, config.udp ? config.size : std::size_t{1}));
@@ -412,12 +444,9 @@ class Worker {
                 throw_errno("epoll_ctl");
         }
         open_ = conns_.size();
+        watch(coordinator.wake_fd(), kWakeToken);
         if (stop_fd >= 0) {
-            epoll_event ev{};
-            ev.events = EPOLLIN;
-            ev.data.u64 = kStopToken;
-            if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_fd, &ev) != 0)
-                throw_errno("epoll_ctl");
+            watch(stop_fd, kStopToken);
             stop_fd_ = stop_fd;
         }
         total_connections_ = static_cast<double>(config.connections);
@@ -446,6 +475,13 @@ class Worker {
         std::uint32_t conn;
         std::uint64_t tag;
     };
+
+    void watch(int fd, std::uint64_t token) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = token;
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) throw_errno("epoll_ctl");
+    }
 
     Nanos* slots(std::size_t i) { return stamps_.data() + i * c_.pipeline; }
     [[nodiscard]] bool measured(Nanos stamp) const { return stamp >= t_.measure; }
@@ -593,12 +629,24 @@ class Worker {
             // Typically ECONNREFUSED: an ICMP port-unreachable reported on
             // this connected socket. The request is lost at its timeout, like
             // any other, so a dead port is not hammered in a busy loop.
-            error(errno, "send to");
+            udp_error(errno, "send to");
         }
         if (c_.rate > 0) ++conn.issued;
         push_stamp(i, stamp);
         conn.tag = tag;
-        expire_later(static_cast<std::uint32_t>(i), tag, now + c_.udp_timeout.count());
+        expire_later(static_cast<std::uint32_t>(i), tag, now + udp_timeout_);
+    }
+
+    /// A UDP socket error. A refusal before any datagram came back means that
+    /// nothing listens on the port (the kernel's ICMP port-unreachable): the
+    /// run ends there, as a refused TCP connect does, instead of timing out
+    /// every request until the time limit. Later refusals (a server that went
+    /// away mid-run) are counted like any other error.
+    void udp_error(int err, const char* what) {
+        if (err == ECONNREFUSED && !heard_back_)
+            throw Failure(fmt::format("{} {}: {} (no server is listening on that UDP port)", what,
+                                      peer_, errno_text(err)));
+        error(err, what);
     }
 
     void expire_later(std::uint32_t conn, std::uint64_t tag, Nanos when) {
@@ -619,7 +667,10 @@ class Worker {
     /// the queue of deadlines is a FIFO; entries for requests answered since
     /// are skipped when they come up.
     void expire(Nanos now) {
-        while (timeouts_count_ > 0) {
+        // Only the deadlines queued before this call: the datagrams sent in
+        // place of the expired ones wait for the next round of the loop (and
+        // its look at the stop signal), whatever the timeout.
+        for (std::size_t due = timeouts_count_; due > 0 && timeouts_count_ > 0; --due) {
             const Expiry e = timeouts_[timeouts_head_];
             if (e.when > now) return;
             timeouts_head_ = (timeouts_head_ + 1) & (timeouts_.size() - 1);
@@ -645,13 +696,14 @@ class Worker {
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
             if (c_.udp)
-                error(errno, "recv from");
+                udp_error(errno, "recv from");
             else
                 close_conn(i, errno, "recv from");
             return;
         }
         const Nanos now = now_ns();
         if (c_.udp) {
+            heard_back_ = true;
             const auto size = static_cast<std::size_t>(n);
             std::uint64_t tag = 0;
             std::memcpy(&tag, read_buffer_.data(), std::min(sizeof tag, size));
@@ -760,6 +812,7 @@ class Worker {
 
     const std::uint64_t quota_;
     const std::size_t first_global_;
+    const Nanos udp_timeout_;
     double total_connections_ = 1;
     double period_ = 0;
     std::size_t cursor_conn_ = 0;
@@ -769,12 +822,14 @@ class Worker {
     std::vector<Expiry> timeouts_;  // a ring, its size a power of two
     std::size_t timeouts_head_ = 0, timeouts_count_ = 0;
     std::uint64_t next_tag_ = 0;
+    bool heard_back_ = false;  // UDP: a datagram came back (something listens)
 
     std::size_t open_ = 0;
     std::uint64_t outstanding_ = 0;  // measured requests in flight
     bool sending_ = true;
     bool refill_ = false;
     bool measuring_ = false;
+    bool cut_short_ = false;  // interrupted: the drain is kInterruptDrain at most
     Nanos drain_deadline_ = INT64_MAX;
 
     Histogram interval_;
@@ -816,7 +871,13 @@ void Worker::run() {
         if (measuring_) tick(now);
         // Requests due before the stop still go out if the loop woke late.
         if (c_.rate > 0) advance_schedule(now);
-        if (sending_ && (now >= t_.stop || coordinator_.interrupted())) stop_sending(now);
+        if (sending_ && now >= t_.stop) stop_sending(now);
+        if (coordinator_.aborted()) break;
+        if (coordinator_.interrupted() && !cut_short_) {
+            cut_short_ = true;
+            stop_sending(now);
+            drain_deadline_ = std::min(drain_deadline_, now + kInterruptDrain);
+        }
         if (counters.replies >= quota_) stop_sending(now);
         if (refill_) {
             refill_ = false;
@@ -835,10 +896,15 @@ void Worker::run() {
 
         for (int k = 0; k < ready_; ++k) {
             if (events_[k].data.u64 == kStopToken) {
-                // Not read: other workers see the coordinator's flag.
+                // Not read (the signal stays pending and blocked): the
+                // coordinator wakes the other workers.
                 ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, stop_fd_, nullptr);
                 coordinator_.interrupt(now_ns());
-                stop_sending(now_ns());
+                continue;
+            }
+            if (events_[k].data.u64 == kWakeToken) {
+                // Stays readable: seen once per worker, then handled at the top of the loop.
+                ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, coordinator_.wake_fd(), nullptr);
                 continue;
             }
             const auto i = static_cast<std::size_t>(events_[k].data.u64);
@@ -923,6 +989,7 @@ BenchResult run_bench(const BenchConfig& config,
                 workers[t]->run();
             } catch (...) {
                 failures[t] = std::current_exception();
+                coordinator.abort();
                 coordinator.finished(t, std::nullopt);
             }
         });
@@ -930,6 +997,7 @@ BenchResult run_bench(const BenchConfig& config,
         workers[0]->run();
     } catch (...) {
         failures[0] = std::current_exception();
+        coordinator.abort();
         coordinator.finished(0, std::nullopt);
     }
     for (std::thread& thread : others)

@@ -30,8 +30,9 @@ struct BenchConfig {
     unsigned threads = 1;
     std::optional<int> server_pid;  ///< read its CPU time from /proc/PID/stat
     /// Once connected, SIGINT and SIGTERM end the run early, as its end would
-    /// (sending stops, the requests in flight drain) and the result is
-    /// returned. Before that they act as usual: a slow connect stays interruptible.
+    /// (sending stops, the requests in flight drain, for 0.25 s at most) and
+    /// the result is returned. Before that they act as usual: a slow connect
+    /// stays interruptible.
     bool stop_on_signals = false;
 };
 
@@ -75,9 +76,11 @@ struct BenchResult {
 ///
 /// Throws Failure (`connect to 127.0.0.1:5000: Connection refused (0 of 4
 /// connected)`) when a connection cannot be made in the connect timeout, or
-/// when the descriptor limit cannot hold the connections; Error from the
-/// system calls otherwise. Lost requests and closed connections are reported
-/// in the result, not thrown.
+/// when the descriptor limit cannot hold the connections; for UDP, when a
+/// socket is refused (ICMP port unreachable) before any datagram came back
+/// (`recv from 127.0.0.1:5000: Connection refused (no server is listening on
+/// that UDP port)`); Error from the system calls otherwise. Lost requests and
+/// closed connections are reported in the result, not thrown.
 BenchResult run_bench(const BenchConfig& config,
                       const std::function<void(const BenchInterval&)>& on_interval);
 

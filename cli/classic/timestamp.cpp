@@ -2,11 +2,11 @@
 // UDP).
 #include <unistd.h>
 
-#include <iostream>
 #include <memory>
 
 #include "common/command.hpp"
 #include "common/numbers.hpp"
+#include "common/input_file.hpp"
 #include "common/output.hpp"
 #include "common/stop_signals.hpp"
 #include "ferry/create.hpp"
@@ -28,12 +28,25 @@ std::string stamped(std::string_view data) {
     return "[" + ctime_now() + "] " + std::string(data);
 }
 
+/// Answers one client until it closes. The socket is non-blocking and every
+/// wait also wakes for a stop signal: a client that sends without reading its
+/// replies fills the send buffer, and must not keep the server from stopping.
 void serve_tcp_client(Accepted& client, const StopSignals& stop) {
+    Socket& sock = client.socket;
+    sock.set_blocking(false);
     char data[kBufSize];
-    while (stop.wait(client.socket, POLLIN) == StopSignals::Wake::ready) {
-        const std::size_t n = *client.socket.recv(data, sizeof data);
-        if (n == 0) break;
-        client.socket.send_all(stamped({data, n}));
+    while (stop.wait(sock, POLLIN) == StopSignals::Wake::ready) {
+        const auto n = sock.recv(data, sizeof data);
+        if (!n) continue;
+        if (*n == 0) break;
+        const std::string reply = stamped({data, *n});
+        for (std::size_t sent = 0; sent < reply.size();) {
+            if (const auto k = sock.send(reply.data() + sent, reply.size() - sent)) {
+                sent += *k;
+                continue;
+            }
+            if (stop.wait(sock, POLLOUT) != StopSignals::Wake::ready) return;
+        }
     }
 }
 
@@ -81,7 +94,7 @@ int run_client(const TimestampOptions& o) {
             fmt::print("> ");
             std::fflush(stdout);
         }
-        if (!std::getline(std::cin, line) || line.empty()) break;
+        if (!read_input_line(line) || line.empty()) break;
         sock.send_all(line);
         const std::size_t n = *sock.recv(data, sizeof data);
         if (n == 0) break;

@@ -10,6 +10,7 @@
 #include "common/child_process.hpp"
 #include "common/command.hpp"
 #include "common/output.hpp"
+#include "common/stop_signals.hpp"
 
 namespace ferry::cli {
 namespace {
@@ -124,7 +125,7 @@ std::vector<std::string> with_values(const std::vector<std::string>& args, const
     return out;
 }
 
-void show_step(const std::string& self, const Step& step) {
+void show_step(const std::string& self, const Step& step, const StopSignals& stop) {
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     const StepDir dir;
     say("");
@@ -136,7 +137,7 @@ void show_step(const std::string& self, const Step& step) {
         if (step.port) server_args.insert(server_args.end(), {"-p", "0"});
         say("$ {} &", joined(server_args));
         server_args.insert(server_args.begin(), self);
-        server = std::make_unique<ChildProcess>(server_args);
+        server = std::make_unique<ChildProcess>(server_args, std::string(), &stop);
         // Ready once it says where it listens: `Listening at 127.0.0.1:PORT`, or a path.
         static const std::regex with_port(R"(^Listening at .*:(\d+)$)");
         for (bool ready = false; !ready;) {
@@ -153,7 +154,7 @@ void show_step(const std::string& self, const Step& step) {
     std::vector<std::string> client_args = with_values(step.client, port, dir.path());
     say("$ {}{}", joined(client_args), step.input.empty() ? "" : "  (input: hello, world)");
     client_args.insert(client_args.begin(), self);
-    ChildProcess client(client_args, step.input);
+    ChildProcess client(client_args, step.input, &stop);
     for (const std::string& line : client.read_rest(deadline))
         say("  client| {}", line);
     say("  client exit status {}", client.wait(deadline));
@@ -167,11 +168,18 @@ void show_step(const std::string& self, const Step& step) {
 
 int run_tour() {
     const std::string self = self_executable();
+    // Ctrl-C or SIGTERM in the middle: each step's children are killed and its
+    // directory removed on the way out, then the tour ends by that signal.
+    const StopSignals stop;
     say("A tour of the classic programs: each server on a port the kernel picks (-p 0),");
     say("its client against it, then SIGTERM to the server. Then ping, multicast and");
     say("SOCK_SEQPACKET. All traffic stays on this host: 127.0.0.0/8 and Unix sockets.");
-    for (const Step& step : steps())
-        show_step(self, step);
+    try {
+        for (const Step& step : steps())
+            show_step(self, step, stop);
+    } catch (const Interrupted& e) {
+        end_by_signal(e.signal());
+    }
     return 0;
 }
 

@@ -38,7 +38,9 @@ std::string self_executable() {
     return std::string(path, static_cast<std::size_t>(n));
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& input) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& input,
+                           const StopSignals* stop)
+    : stop_(stop) {
     int out[2];
     int in[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw_errno("pipe");
@@ -98,10 +100,7 @@ std::optional<std::string> ChildProcess::read_line(Clock::time_point deadline) {
             return std::exchange(pending_, {});
         }
         pollfd p{output_.get(), POLLIN, 0};
-        const int rc = ::poll(&p, 1, poll_ms(deadline));
-        if (rc < 0 && errno == EINTR) continue;
-        if (rc < 0) throw_errno("poll");
-        if (rc == 0) throw Failure("a child process gave no output in time");
+        if (poll_until(p, deadline) == 0) throw Failure("a child process gave no output in time");
         char buffer[4096];
         const ssize_t n = ::read(output_.get(), buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
@@ -126,8 +125,7 @@ int ChildProcess::stop(int signal, Clock::time_point deadline) {
 int ChildProcess::wait(Clock::time_point deadline) {
     if (pid_ <= 0) return -1;
     pollfd p{process_.get(), POLLIN, 0};
-    while (::poll(&p, 1, poll_ms(deadline)) < 0 && errno == EINTR) {
-    }
+    poll_until(p, deadline);
     int status = 0;
     if (p.revents == 0) {
         ::kill(pid_, SIGKILL);
@@ -138,6 +136,18 @@ int ChildProcess::wait(Clock::time_point deadline) {
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
     return exit_status(status);
+}
+
+int ChildProcess::poll_until(pollfd& p, Clock::time_point deadline) const {
+    pollfd fds[2] = {p, {stop_ ? stop_->fd() : -1, POLLIN, 0}};
+    for (;;) {
+        const int rc = ::poll(fds, 2, poll_ms(deadline));
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0) throw_errno("poll");
+        if (fds[1].revents != 0) throw Interrupted(stop_->take());
+        p.revents = fds[0].revents;
+        return rc;
+    }
 }
 
 }  // namespace ferry::cli

@@ -2,12 +2,14 @@
 // tour`).
 #pragma once
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/stop_signals.hpp"
 #include "ferry/fd.hpp"
 #include "ferry/socket.hpp"
 
@@ -16,9 +18,12 @@ namespace ferry::cli {
 /// Runs `argv` with standard output and error on one pipe, and `input`
 /// written to its standard input (then closed). The destructor kills and
 /// reaps a child still running, so no process outlives its owner.
+/// With `stop`, every wait also watches for SIGINT/SIGTERM and throws
+/// Interrupted when one arrives (the owner unwinds, killing its children).
 class ChildProcess {
   public:
-    ChildProcess(const std::vector<std::string>& argv, const std::string& input = {});
+    ChildProcess(const std::vector<std::string>& argv, const std::string& input = {},
+                 const StopSignals* stop = nullptr);
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
     ~ChildProcess();
@@ -33,6 +38,10 @@ class ChildProcess {
     int wait(Clock::time_point deadline);
 
   private:
+    /// poll() on `fd` and the stop signal until `deadline`; returns poll's count.
+    int poll_until(pollfd& p, Clock::time_point deadline) const;
+
+    const StopSignals* stop_ = nullptr;
     pid_t pid_ = -1;
     Fd process_;  // pidfd
     Fd output_;

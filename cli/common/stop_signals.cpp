@@ -1,9 +1,11 @@
 #include "common/stop_signals.hpp"
 
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 
 #include "ferry/error.hpp"
 
@@ -35,6 +37,24 @@ StopSignals::Wake StopSignals::wait(const Socket& socket, short events, Deadline
         if (fds[1].revents != 0) return Wake::ready;
         if (rc == 0) return Wake::timeout;
     }
+}
+
+int StopSignals::take() const {
+    signalfd_siginfo info{};
+    if (::read(fd_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return SIGTERM;
+    return static_cast<int>(info.ssi_signo);
+}
+
+void end_by_signal(int signal) {
+    std::signal(signal, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signal);
+    std::fflush(nullptr);
+    // Pending once unblocked: delivered before sigprocmask returns.
+    ::raise(signal);
+    ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    ::_exit(128 + signal);  // not reached
 }
 
 bool StopSignals::requested() const {

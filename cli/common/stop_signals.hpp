@@ -3,6 +3,8 @@
 
 #include <poll.h>
 
+#include <exception>
+
 #include "ferry/fd.hpp"
 #include "ferry/socket.hpp"
 
@@ -27,9 +29,30 @@ class StopSignals {
     /// The signalfd, for a loop that polls several descriptors: readable once a stop signal
     /// arrived.
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+    /// Consumes the stop signal that arrived and returns it (SIGINT or
+    /// SIGTERM); SIGTERM if none is pending.
+    [[nodiscard]] int take() const;
 
   private:
     Fd fd_;
 };
+
+/// A job stopped by SIGINT or SIGTERM before it was done: thrown so that every
+/// destructor on the way up runs (children killed, files removed); the catcher
+/// then calls end_by_signal(signal).
+class Interrupted : public std::exception {
+  public:
+    explicit Interrupted(int signal) noexcept : signal_(signal) {}
+    [[nodiscard]] int signal() const noexcept { return signal_; }
+    [[nodiscard]] const char* what() const noexcept override { return "interrupted"; }
+
+  private:
+    int signal_;
+};
+
+/// Ends the process by `signal` with its default action (unblocked and raised
+/// again), so that the parent sees what a shell shows as 128 + signal (130,
+/// 143): the convention for a job a signal stopped before it was done.
+[[noreturn]] void end_by_signal(int signal);
 
 }  // namespace ferry::cli

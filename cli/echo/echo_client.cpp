@@ -1,11 +1,11 @@
 // ferry echo client: messages out, echoes back, each one checked.
 #include <poll.h>
 
-#include <iostream>
 #include <random>
 #include <vector>
 
 #include "common/command.hpp"
+#include "common/input_file.hpp"
 #include "common/output.hpp"
 #include "echo/echo.hpp"
 #include "ferry/byte_order.hpp"
@@ -104,7 +104,7 @@ int run_stream_client(const EchoOptions& o, const Framing& framing) {
     };
     if (!o.count) {
         std::string line;
-        while (std::getline(std::cin, line)) {
+        while (read_input_line(line)) {
             const std::string wire = encode(framing, line);
             say("{}", decode(framing, exchange(wire)));
         }
@@ -158,7 +158,7 @@ int run_message_client(const EchoOptions& o) {
     std::vector<char> area;
     if (!o.count) {
         std::string line;
-        while (std::getline(std::cin, line)) {
+        while (read_input_line(line)) {
             if (line.empty())
                 throw Failure(
                     "an empty line cannot be sent over --seqpacket: an empty message reads as "
@@ -230,7 +230,7 @@ int run_datagram_client(const EchoOptions& o) {
     };
     if (!o.count) {
         std::string line;
-        while (std::getline(std::cin, line)) {
+        while (read_input_line(line)) {
             const auto echo = exchange(line);
             if (!echo)
                 throw Failure(

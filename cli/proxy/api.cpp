@@ -5,8 +5,12 @@
 
 #include <fmt/core.h>
 #include <httplib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
+#include <string>
 
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
@@ -169,6 +173,35 @@ std::string metrics_text(const std::vector<testkit::ProxyState>& proxies) {
     return out;
 }
 
+/// Shuts down the reading side (without closing: cpp-httplib owns them) of
+/// this process's connected sockets whose local end is `local`: the API's
+/// clients. cpp-httplib 0.11 cannot end the connections it serves, and a
+/// worker reading a request that never completes (or waiting for a
+/// keep-alive client's next one) would hold stop() for its read timeout; end
+/// of stream wakes it at once, while a response being written still goes out.
+void shut_down_reading_at(const Address& local) {
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+        int fd = -1;
+        try {
+            fd = std::stoi(entry.path().filename().string());
+        } catch (const std::exception&) {
+            continue;
+        }
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+        sockaddr_storage name{};
+        socklen_t length = sizeof name;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&name), &length) != 0) continue;
+        if (!(Address(reinterpret_cast<const sockaddr*>(&name), length) == local)) continue;
+        sockaddr_storage peer{};
+        socklen_t peer_length = sizeof peer;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) != 0)
+            continue;  // the listener
+        ::shutdown(fd, SHUT_RD);
+    }
+}
+
 }  // namespace
 
 ApiServer::ApiServer(FaultProxy& proxy, const Address& address, std::string version)
@@ -210,7 +243,11 @@ void ApiServer::start() {
 
 void ApiServer::stop() {
     if (!thread_.joinable()) return;
-    http_->stop();
+    http_->stop();  // no new client from here on
+    // Requests already read are answered (their changes run on this loop, run
+    // below); nothing more is read, so a slow or silent client cannot hold the
+    // stop.
+    shut_down_reading_at(address_);
     while (!finished_)
         loop_.run_once(std::chrono::milliseconds(50));
     thread_.join();

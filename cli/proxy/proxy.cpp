@@ -7,14 +7,13 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <optional>
-#include <sstream>
 
 #include "common/command.hpp"
 #include "common/numbers.hpp"
+#include "common/input_file.hpp"
 #include "common/output.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
@@ -97,24 +96,32 @@ void add_toxic(proxy::ProxyEntry& route, Toxic toxic, const std::string& where) 
     route.toxics.push_back(std::move(toxic));
 }
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    if (in) text << in.rdbuf();
-    if (!in || in.bad()) usage(fmt::format("--config {}: cannot be read", path));
-    return text.str();
+/// The config file as JSON. A file that cannot be read is a run-time failure
+/// (exit 1, input_file.hpp); one that is not JSON is a usage error (exit 2),
+/// told as a sentence: `--config FILE: not JSON: at line 3, column 5: syntax
+/// error while parsing ...`, without the parser's exception tag.
+proxy::Json parse_config(const std::string& path) {
+    const std::string text = read_input_file("--config", path);
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+        usage(
+            fmt::format("--config {}: the file is empty (expected a JSON list of proxies)", path));
+    try {
+        return proxy::Json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        // "[json.exception.parse_error.101] parse error at line 1, column 2: syntax error
+        // while parsing ...": the reason is what follows "parse error".
+        std::string why = e.what();
+        if (const std::size_t at = why.find("parse error "); at != std::string::npos)
+            why = why.substr(at + 12);
+        usage(fmt::format("--config {}: not JSON: {}", path, why));
+    }
 }
 
 /// Toxiproxy's config file (a list of {name, listen, upstream, enabled}) and
 /// ferry's (entries may also have protocol and toxics, and no name).
 std::vector<proxy::ProxyEntry> routes_from_config(const std::string& path, bool udp,
                                                   std::size_t first_number) {
-    proxy::Json doc;
-    try {
-        doc = proxy::parse_body(read_file(path));
-    } catch (const proxy::ApiError& e) {
-        usage(fmt::format("--config {}: {}", path, e.what()));
-    }
+    proxy::Json doc = parse_config(path);
     if (doc.is_object() && doc.size() == 1 && doc.contains("routes")) doc = doc["routes"];
     if (!doc.is_array())
         usage(fmt::format(
@@ -264,13 +271,25 @@ int run_proxy(const ProxyOptions& o) {
     loop.on_signal(SIGTERM, [&loop] { loop.stop(); });
     testkit::FaultProxy faults(loop, options);
 
+    // With --json, standard output is the report alone (a script parses it
+    // whole): the lines for people, and the port a script reads back, go to
+    // standard error, as `ferry listen` does.
+    const auto note = [&o](const std::string& line) {
+        if (o.json) {
+            fmt::print(stderr, "{}\n", line);
+            std::fflush(stderr);
+        } else {
+            say("{}", line);
+        }
+    };
+
     std::vector<std::string> order;  // the command line's routes, reported in their order
     for (const proxy::ProxyEntry& route : o.checked) {
         const auto state = faults.create(route.config);
         for (const Toxic& t : route.toxics)
             faults.add_toxic(route.config.name, t);
         order.push_back(route.config.name);
-        say("Listening at {} -> {}", state.config.listen, state.config.upstream);
+        note(fmt::format("Listening at {} -> {}", state.config.listen, state.config.upstream));
     }
 
     std::unique_ptr<proxy::ApiServer> api;
@@ -279,7 +298,7 @@ int run_proxy(const ProxyOptions& o) {
             faults, *o.api_address,
             fmt::format("{}+ferry.{}", kToxiproxyApiVersion, FERRY_VERSION));
         api->start();
-        say("API listening at {}", api->address().to_string());
+        note(fmt::format("API listening at {}", api->address().to_string()));
     }
 
     // The routes of the command line first, in order, then the API's by name.
@@ -293,7 +312,7 @@ int run_proxy(const ProxyOptions& o) {
         return all;
     };
 
-    if (::isatty(STDOUT_FILENO) == 1) {
+    if (::isatty(o.json ? STDERR_FILENO : STDOUT_FILENO) == 1) {
         const auto second = std::chrono::seconds(1);
         loop.add_timer(
             second,
@@ -301,7 +320,7 @@ int run_proxy(const ProxyOptions& o) {
                 std::string line;
                 for (const testkit::ProxyState& p : every_proxy())
                     line += (line.empty() ? "" : "  |  ") + status_of(p);
-                if (!line.empty()) say("{}", line);
+                if (!line.empty()) note(line);
             },
             second);
     }
@@ -370,7 +389,8 @@ void add_proxy(CLI::App& app, Runner& run) {
                     "TOXICS below)");
     cmd->add_option("--config", o->config,
                     "JSON file: Toxiproxy's list of proxies [{\"name\", \"listen\", \"upstream\", "
-                    "\"enabled\"}]; ferry's entries may add \"protocol\" and \"toxics\"");
+                    "\"enabled\"}]; ferry's entries may add \"protocol\" and \"toxics\"")
+        ->type_name("FILE");  // what the option-walking tests look for
     cmd->add_option("--api", o->api,
                     "serve Toxiproxy's HTTP API at [HOST:]PORT (alone: 127.0.0.1:8474)")
         ->expected(0, 1);
@@ -383,7 +403,9 @@ void add_proxy(CLI::App& app, Runner& run) {
     add_number(cmd, "--connect-timeout", o->connect_timeout, NumberKind::seconds,
                {kMillisecond, kDay}, "seconds to wait for the upstream to accept a TCP connection")
         ->capture_default_str();
-    cmd->add_flag("--json", o->json, "print the counters as one JSON object at exit");
+    cmd->add_flag("--json", o->json,
+                  "print the counters as one JSON object at exit, alone on standard output "
+                  "(the Listening lines go to standard error)");
     cmd->footer(footer());
     cmd->callback([o, &run] {
         check(*o);

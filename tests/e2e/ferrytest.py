@@ -128,6 +128,7 @@ class Proc:
         self._out = []          # every stdout line read so far (with endings)
         self._err = []          # every stderr chunk read so far
         self._lines = queue.Queue()
+        self._err_lines = queue.Queue()
         self._closed = False
         kwargs = dict(encoding=ENCODING, errors=ERRORS) if text else {}
         self.popen = subprocess.Popen(
@@ -164,8 +165,11 @@ class Proc:
                               else b''):
                 with self._lock:
                     self._err.append(chunk)
+                self._err_lines.put(chunk)
         except (OSError, ValueError):
             pass
+        finally:
+            self._err_lines.put(_EOF)
 
     # -- information ----------------------------------------------------
 
@@ -214,11 +218,15 @@ class Proc:
 
     # -- waiting for output ---------------------------------------------
 
-    def expect(self, regex, timeout=DEFAULT_TIMEOUT):
+    def expect(self, regex, timeout=DEFAULT_TIMEOUT, stderr=False):
         """Read stdout lines until one matches ``regex`` (re.search, line
         without its ending) and return the match.  Lines read past are
         consumed.  Fails with everything read so far if no line matches
-        within ``timeout`` seconds, or if stdout ends first."""
+        within ``timeout`` seconds, or if stdout ends first.  With
+        ``stderr=True`` the lines are standard error's (stderr_text() still
+        has them all)."""
+        lines = self._err_lines if stderr else self._lines
+        stream = 'stderr' if stderr else 'stdout'
         if isinstance(regex, (str, bytes)):
             if self.text and isinstance(regex, bytes):
                 regex = regex.decode(ENCODING)
@@ -232,20 +240,20 @@ class Proc:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                line = self._lines.get(timeout=max(remaining, 0))
+                line = lines.get(timeout=max(remaining, 0))
             except queue.Empty:
                 raise AssertionError(
                     'no line matching %r within %gs from %s'
                     % (pattern.pattern, timeout, self.describe())) from None
             if line is _EOF:
-                self._lines.put(_EOF)     # later calls fail at once too
+                lines.put(_EOF)           # later calls fail at once too
                 try:
                     self.popen.wait(timeout=max(remaining, 0.5))
                 except subprocess.TimeoutExpired:
                     pass
                 raise AssertionError(
-                    'stdout ended with no line matching %r: %s'
-                    % (pattern.pattern, self.describe()))
+                    '%s ended with no line matching %r: %s'
+                    % (stream, pattern.pattern, self.describe()))
             match = pattern.search(line.rstrip(ending))
             if match:
                 return match
@@ -375,13 +383,15 @@ def parse_address(text):
     return None
 
 
-def server_address(proc, regex=LISTENING_RE, timeout=DEFAULT_TIMEOUT):
+def server_address(proc, regex=LISTENING_RE, timeout=DEFAULT_TIMEOUT,
+                   stderr=False):
     """Wait for the line matching ``regex`` (by default the first line of a
     ferry server or textbook rendition, ``Listening ...``) and return the
     bound address as (host, port).  If the regex has named groups ``port``
     (and ``host``) they are used; otherwise the address is parsed from the
-    matched line."""
-    match = proc.expect(regex, timeout=timeout)
+    matched line.  ``stderr=True``: the line is on standard error (ferry
+    listen, and any command run with --json)."""
+    match = proc.expect(regex, timeout=timeout, stderr=stderr)
     groups = match.re.groupindex
     if 'port' in groups and match.group('port') is not None:
         host = match.group('host') if 'host' in groups else None
@@ -396,9 +406,10 @@ def server_address(proc, regex=LISTENING_RE, timeout=DEFAULT_TIMEOUT):
     return address
 
 
-def server_port(proc, regex=LISTENING_RE, timeout=DEFAULT_TIMEOUT):
-    """The port of server_address(proc, regex, timeout), as an int."""
-    return server_address(proc, regex, timeout)[1]
+def server_port(proc, regex=LISTENING_RE, timeout=DEFAULT_TIMEOUT,
+                stderr=False):
+    """The port of server_address(proc, regex, timeout, stderr), as an int."""
+    return server_address(proc, regex, timeout, stderr)[1]
 
 
 # -- names that must not be looked up on the real network -----------------

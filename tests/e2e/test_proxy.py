@@ -126,7 +126,8 @@ class ProxyTestCase(TestCase):
             argv.append('-u')
         proc = self.spawn(ferry(*(argv + list(args))))
         self.addCleanup(self.check_clean_exit, proc)
-        return proc, server_port(proc)
+        # With --json the Listening line is on stderr: stdout is the report alone.
+        return proc, server_port(proc, stderr='--json' in args)
 
     def check_clean_exit(self, proc):
         """A proxy still running at the end of a test must stop on SIGTERM
@@ -140,7 +141,7 @@ class ProxyTestCase(TestCase):
     def stop_with_json(self, proc):
         """SIGINT; the exit code must be 0; returns the --json report."""
         self.assertEqual(proc.stop(sig=signal.SIGINT), 0, proc.describe())
-        return json.loads(proc.lines()[-1])
+        return json.loads(proc.output())
 
 
 # -- TCP without toxics -----------------------------------------------------
@@ -569,8 +570,8 @@ class TcpFailures(ProxyTestCase):
             ], f)
         proc = self.spawn(ferry('proxy', '--config', config, '--json'))
         self.addCleanup(self.check_clean_exit, proc)
-        tcp_port = server_port(proc)
-        udp_port = server_port(proc)
+        tcp_port = server_port(proc, stderr=True)
+        udp_port = server_port(proc, stderr=True)
         self.assertEqual(echo_through(tcp_port, b'tcp!'), b'tcp!')
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.settimeout(IO_TIMEOUT)

@@ -344,6 +344,16 @@ class Harness(TestCase):
             self.assertIn('stdout ended', str(caught.exception))
             self.assertEqual(proc.output(), 'only line\n')
 
+    def test_expect_reads_stderr_apart(self):
+        with Proc([PY, '-c', 'import sys; print("out"); print("err", file=sys.stderr); '
+                   'sys.stderr.flush(); sys.stdin.read()']) as proc:
+            self.assertEqual(proc.expect('^e', stderr=True).string, 'err')
+            with self.assertRaises(AssertionError) as caught:
+                proc.expect('^e', timeout=0.3)      # not on stdout
+            self.assertIn('no line matching', str(caught.exception))
+            proc.close_stdin()
+            self.assertEqual(proc.wait(), 0)
+
     def test_wait_kills_and_fails(self):
         proc = self.spawn([PY, '-c', 'import sys; sys.stdin.read()'])
         with self.assertRaises(AssertionError):
