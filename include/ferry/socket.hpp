@@ -147,7 +147,7 @@ class Socket {
     /// from errno: std::errc::operation_would_block (== resource_unavailable_try_again)
     /// in non-blocking mode when no connection is pending, timed_out when a
     /// timeout passed, the accept4(2) error otherwise (EMFILE, ECONNABORTED...).
-    /// `ec` is cleared on success.
+    /// `ec` is cleared on success. accept(ec) is accept(0, ec).
     std::optional<Accepted> accept(int flags, std::error_code& ec) noexcept;
     std::optional<Accepted> accept(std::error_code& ec) noexcept;
     /// connect(2); with a timeout, a non-blocking connect bounded by it. Returns
@@ -175,7 +175,7 @@ class Socket {
     /// send(), without exceptions: the bytes sent (MSG_NOSIGNAL, as always),
     /// or 0 with `ec` set from errno: operation_would_block in non-blocking
     /// mode when the send buffer is full, timed_out when a timeout passed,
-    /// broken_pipe or connection_reset for a reset peer. Cleared on success.
+    /// broken_pipe or connection_reset for a reset peer. Cleared on success. Also for a string.
     std::size_t send(const void* data, std::size_t size, int flags, std::error_code& ec) noexcept;
     /// send() of `data`'s bytes, without exceptions.
     std::size_t send(std::string_view data, int flags, std::error_code& ec) noexcept {
@@ -190,7 +190,7 @@ class Socket {
     /// recv(), without exceptions: the bytes received with `ec` cleared (0
     /// bytes: end of stream), or 0 with `ec` set from errno:
     /// operation_would_block in non-blocking mode when nothing has arrived,
-    /// timed_out when a timeout passed, connection_reset...
+    /// timed_out when a timeout passed, connection_reset... Without flags: flags 0.
     std::size_t recv(void* data, std::size_t size, int flags, std::error_code& ec) noexcept;
     /// recv() with no flags, without exceptions.
     std::size_t recv(void* data, std::size_t size, std::error_code& ec) noexcept {
