@@ -76,6 +76,14 @@ Acceptor::Acceptor(const Socket& listener, AcceptorOptions options)
     read_limit();
 }
 
+Acceptor::~Acceptor() {
+    try {
+        report(refusals_.take_waiting());
+    } catch (...) {
+        // A destructor must not throw; the count is lost, nothing else.
+    }
+}
+
 void Acceptor::read_limit() noexcept {
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||

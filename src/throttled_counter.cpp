@@ -18,6 +18,10 @@ std::uint64_t ThrottledCounter::take_due(Clock::time_point now) noexcept {
     return std::exchange(pending_, 0);
 }
 
+std::uint64_t ThrottledCounter::take_waiting() noexcept {
+    return std::exchange(pending_, 0);
+}
+
 std::optional<Clock::time_point> ThrottledCounter::next_due() const noexcept {
     if (pending_ == 0) return std::nullopt;
     if (!last_report_) return Clock::now();  // not reached: add() reports the first at once

@@ -80,6 +80,9 @@ struct AcceptorOptions {
 class Acceptor {
   public:
     explicit Acceptor(const Socket& listener, AcceptorOptions options = {});
+    /// Reports a count of refusals still waiting for its period, so that none
+    /// goes unsaid (on_warning must still be callable then).
+    ~Acceptor();
     Acceptor(const Acceptor&) = delete;
     Acceptor& operator=(const Acceptor&) = delete;
 

@@ -36,6 +36,10 @@ class ThrottledCounter {
     /// nothing waits.
     std::uint64_t take_due(Clock::time_point now) noexcept;
 
+    /// The count that waits, due or not (for a last report before the owner
+    /// goes away); 0 when nothing waits.
+    std::uint64_t take_waiting() noexcept;
+
     /// When the count that waits becomes due; nullopt when nothing waits.
     [[nodiscard]] std::optional<Clock::time_point> next_due() const noexcept;
 

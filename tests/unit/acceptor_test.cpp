@@ -243,6 +243,24 @@ TEST_F(AcceptorTest, RefusalsAreReportedAtMostOncePerPeriodWithTheirCount) {
     EXPECT_FALSE(acceptor.next_deadline());
 }
 
+TEST_F(AcceptorTest, ACountStillWaitingIsReportedWhenTheAcceptorGoes) {
+    Socket listener = listening();
+    std::vector<std::string> warnings;
+    {
+        AcceptorOptions options;
+        options.on_warning = [&warnings](std::string_view line) { warnings.emplace_back(line); };
+        Acceptor acceptor(listener, options);
+        for (int round = 0; round < 2; ++round) {
+            Socket client = connected_client(listener);
+            EXPECT_FALSE(acceptor.adopt(-EMFILE));
+            acceptor.connection_closed();
+        }
+        EXPECT_EQ(warnings.size(), 1u);  // the second waits for its second
+    }
+    ASSERT_EQ(warnings.size(), 2u);
+    EXPECT_NE(warnings[1].find(": 1 connection refused"), std::string::npos) << warnings[1];
+}
+
 TEST_F(AcceptorTest, AnIoUringResultIsHandledLikeAnAcceptResult) {
     Socket listener = listening();
     Socket client = connected_client(listener);

@@ -31,5 +31,15 @@ TEST(ThrottledCounter, AnEventAfterAQuietPeriodIsReportedAtOnce) {
     EXPECT_EQ(counter.take_due(t0 + 10s), 0u);  // nothing waits
 }
 
+TEST(ThrottledCounter, WhatWaitsCanBeTakenBeforeItIsDue) {
+    ThrottledCounter counter(1s);
+    const Clock::time_point t0 = Clock::now();
+    counter.add(t0);
+    counter.add(t0 + 1ms, 7);
+    EXPECT_EQ(counter.take_waiting(), 7u);
+    EXPECT_FALSE(counter.next_due());
+    EXPECT_EQ(counter.take_waiting(), 0u);
+}
+
 }  // namespace
 }  // namespace ferry

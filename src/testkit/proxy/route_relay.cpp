@@ -35,6 +35,11 @@ void RouteRelay::warn(const std::string& text) const {
 
 ThrottledWarning::~ThrottledWarning() {
     if (timer_ != 0) relay_.loop().cancel_timer(timer_);
+    try {
+        say(counter_.take_waiting());  // the last count is said, not lost
+    } catch (...) {
+        // A destructor must not throw; the count is lost, nothing else.
+    }
 }
 
 void ThrottledWarning::count() {

@@ -118,7 +118,7 @@ class RouteRelay {
 /// A warning of a route that could repeat thousands of times a second (a
 /// flood of new clients), said at most once a second with its count: the
 /// first at once, the rest when their second is over (a timer on the route's
-/// loop). `text` makes the line from the count.
+/// loop), or when it is destroyed. `text` makes the line from the count.
 class ThrottledWarning {
   public:
     ThrottledWarning(RouteRelay& relay, std::function<std::string(std::uint64_t)> text)

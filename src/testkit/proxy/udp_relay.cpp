@@ -146,9 +146,9 @@ class UdpRelay final : public RouteRelay {
     Flows flows_;               // by raw client sockaddr
     std::list<Flow*> recency_;  // most recently used first: eviction takes the back
     std::size_t max_flows_;
+    std::string no_socket_why_;   // before the warning that says it: it outlives it
     ThrottledWarning evictions_;  // the route is full: the least recently used flow goes
     ThrottledWarning no_socket_;  // a new client's upstream socket could not be opened
-    std::string no_socket_why_;
     EventLoop::TimerId sweeper_ = 0;
 };
 
