@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "ferry/duration.hpp"
 #include "ferry/socket.hpp"
 
 namespace ferry::cli {
@@ -50,9 +51,10 @@ CLI::Option* add_destination_port_option(CLI::App* cmd, std::string& port);
 /// A program role: `server` or `client` as a sub-subcommand of `program`.
 CLI::App* add_role(CLI::App* program, const std::string& role, const std::string& description);
 
-/// Seconds given on the command line (`--timeout 2.5`) as a Duration.
+/// Seconds given on the command line (`--timeout 2.5`) as a Duration;
+/// saturated, so `--timeout 1e300` is practically never, not an overflow.
 inline Duration seconds(double s) {
-    return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+    return saturating_duration(s);
 }
 
 /// Duration as Python prints a float of seconds: 0.1, 0.2, 1.6, 2.0.

@@ -63,10 +63,12 @@ class ReportingEcho final : public StreamHandler {
 };
 
 void print_summary(const ServerStats& st) {
-    say("Stopped: {} connections accepted, {} refused, {} dropped idle, {} dropped for not "
-        "reading, {} dropped for bad frames; {} messages, {} bytes in, {} bytes out",
-        st.accepted.load(), st.refused.load(), st.dropped_idle.load(), st.dropped_stalled.load(),
-        st.dropped_bad_frame.load(), st.messages.load(), st.bytes_in.load(), st.bytes_out.load());
+    say("Stopped: {} connections accepted, {} refused, {} shed out of descriptors, {} dropped "
+        "idle, {} dropped for not reading, {} dropped for bad frames; {} messages, {} bytes in, "
+        "{} bytes out",
+        st.accepted.load(), st.refused.load(), st.shed.load(), st.dropped_idle.load(),
+        st.dropped_stalled.load(), st.dropped_bad_frame.load(), st.messages.load(),
+        st.bytes_in.load(), st.bytes_out.load());
 }
 
 }  // namespace
@@ -83,6 +85,11 @@ int run_echo_server(const EchoOptions& o) {
     SocketFile file;  // declared before the server: removed after its socket is closed
     remove_stale_socket_file(o.unix_path, address, socktype);
     StreamServer server(address, model, limits_from(o), handler, socktype);
+    // Out of descriptors: one line a second with the count of clients refused,
+    // from an accepting thread (one fprintf is one whole line, and never throws).
+    server.on_warning([](std::string_view line) {
+        std::fprintf(stderr, "ferry: %.*s\n", static_cast<int>(line.size()), line.data());
+    });
     file.bound(o.unix_path);
     if (o.seqpacket)
         say("Listening at {} (model {}, seqpacket, messages up to {} bytes)",

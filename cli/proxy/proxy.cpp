@@ -12,8 +12,8 @@
 #include <optional>
 
 #include "common/command.hpp"
-#include "common/numbers.hpp"
 #include "common/input_file.hpp"
+#include "common/numbers.hpp"
 #include "common/output.hpp"
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
@@ -43,6 +43,9 @@ struct ProxyOptions {
     std::string config;
     std::optional<std::uint64_t> seed;
     double udp_idle = 60;
+    std::size_t udp_max_flows = 1024;
+    std::optional<std::size_t> max_connections;  // unset: from the descriptor limit
+    double idle_timeout = 0;                     // 0: never
     double connect_timeout = 10;
     bool json = false;
     std::optional<std::string> api;  // set and empty: --api alone
@@ -224,8 +227,11 @@ nlohmann::json counters_json(const testkit::Counters& c, Protocol protocol) {
     nlohmann::json j;
     if (protocol == Protocol::tcp) {
         j["connections"] = c.connections;
+        j["shed"] = c.shed;
+        j["idle_closed"] = c.idle_closed;
     } else {
         j["flows"] = c.connections;
+        j["evicted"] = c.evicted;
         j["datagrams_up"] = c.datagrams_up;
         j["datagrams_down"] = c.datagrams_down;
         j["dropped"] = c.effects.dropped;
@@ -260,6 +266,9 @@ nlohmann::json report_json(const std::vector<testkit::ProxyState>& proxies) {
 int run_proxy(const ProxyOptions& o) {
     testkit::FaultProxyOptions options;
     options.udp_idle = seconds(o.udp_idle);
+    options.udp_max_flows = o.udp_max_flows;
+    options.max_connections = o.max_connections;
+    if (o.idle_timeout > 0) options.idle_timeout = seconds(o.idle_timeout);
     options.connect_timeout = seconds(o.connect_timeout);
     options.seed = o.seed;
     options.on_warning = [](std::string_view text) {
@@ -399,6 +408,21 @@ void add_proxy(CLI::App& app, Runner& run) {
                "seed every random choice (reproducible runs)");
     add_number(cmd, "--udp-idle", o->udp_idle, NumberKind::seconds, {kMillisecond, kDay},
                "seconds of silence after which a UDP client's flow is dropped")
+        ->capture_default_str();
+    add_number(cmd, "--udp-max-flows", o->udp_max_flows, NumberKind::count,
+               {std::size_t{1}, std::size_t{1} << 24},
+               "UDP client flows per route (a socket each); a new client beyond it evicts "
+               "the least recently used flow. Lowered to half of what the descriptor limit "
+               "leaves after 64 when that is less")
+        ->capture_default_str();
+    add_number(cmd, "--max-connections", o->max_connections, NumberKind::count,
+               {std::size_t{1}, std::size_t{1} << 24},
+               "TCP connections per route at once; one more is closed at once, unserved "
+               "(default: the smaller of 10000 and half of what the descriptor limit leaves "
+               "after 64)");
+    add_number(cmd, "--idle-timeout", o->idle_timeout, NumberKind::seconds, {0, kDay},
+               "seconds without a byte either way before a TCP connection is closed "
+               "(0 = never)")
         ->capture_default_str();
     add_number(cmd, "--connect-timeout", o->connect_timeout, NumberKind::seconds,
                {kMillisecond, kDay}, "seconds to wait for the upstream to accept a TCP connection")

@@ -16,14 +16,24 @@
 namespace ferry::detail {
 namespace {
 
-/// Waits for a connection on the listener or for the stop signal; false once stopping.
-bool wait_for_client(StreamServer::Shared& s, int timeout_ms = -1) {
-    pollfd fds[2] = {{s.listeners.front().fd(), POLLIN, 0}, {s.stop.get(), POLLIN, 0}};
+int ms_until(Clock::time_point deadline) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 60'000));
+}
+
+/// Waits for a connection on the listener (not while accepting is paused) or
+/// for the stop signal, at most until the acceptor's next deadline; false once stopping.
+bool wait_for_client(StreamServer::Shared& s, Acceptor& acceptor, int timeout_ms = -1) {
     for (;;) {
-        const int rc = ::poll(fds, 2, timeout_ms);
+        int wait = timeout_ms;
+        if (const auto at = acceptor.next_deadline())
+            wait = wait < 0 ? ms_until(*at) : std::min(wait, ms_until(*at));
+        pollfd fds[2] = {{s.stop.get(), POLLIN, 0}, {s.listeners.front().fd(), POLLIN, 0}};
+        const int rc = ::poll(fds, acceptor.paused() ? 1 : 2, wait);
         if (rc < 0 && errno == EINTR) continue;
         if (rc < 0) throw_errno("poll");
-        if (fds[1].revents != 0) return false;
+        if (fds[0].revents != 0) return false;
+        acceptor.tick();
         return true;  // a client, or the timeout: the caller looks
     }
 }
@@ -98,21 +108,25 @@ void serve_blocking(Socket socket, StreamServer::Shared& s) {
 void run_iterative(StreamServer::Shared& s) {
     Socket& listener = s.listeners.front();
     listener.set_blocking(false);
-    Fd spare = open_spare();
-    while (wait_for_client(s)) {
-        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+    Acceptor acceptor(listener, s.acceptor_options());
+    std::uint64_t shed = 0;
+    while (wait_for_client(s, acceptor)) {
+        auto client = acceptor.accept();
+        s.count_shed(acceptor, shed);
         if (!client) continue;
         ++s.stats->accepted;
         ++s.stats->open;
         serve_blocking(std::move(client->socket), s);
         --s.stats->open;
+        acceptor.connection_closed();
     }
 }
 
 void run_thread_per_client(StreamServer::Shared& s) {
     Socket& listener = s.listeners.front();
     listener.set_blocking(false);
-    Fd spare = open_spare();
+    Acceptor acceptor(listener, s.acceptor_options());
+    std::uint64_t shed = 0;
     struct Worker {
         std::thread thread;
         std::shared_ptr<std::atomic<bool>> done;
@@ -128,9 +142,10 @@ void run_thread_per_client(StreamServer::Shared& s) {
             }
         }
     };
-    while (wait_for_client(s)) {
+    while (wait_for_client(s, acceptor)) {
         reap(false);
-        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+        auto client = acceptor.accept();
+        s.count_shed(acceptor, shed);
         if (!client) continue;
         if (s.stats->open.load() >= s.limits.max_connections) {
             ++s.stats->refused;
@@ -153,7 +168,8 @@ void run_thread_per_client(StreamServer::Shared& s) {
 void run_pool(StreamServer::Shared& s) {
     Socket& listener = s.listeners.front();
     listener.set_blocking(false);
-    Fd spare = open_spare();
+    Acceptor acceptor(listener, s.acceptor_options());
+    std::uint64_t shed = 0;
     std::mutex mutex;
     std::condition_variable ready;
     std::deque<Socket> queue;
@@ -176,8 +192,9 @@ void run_pool(StreamServer::Shared& s) {
             }
         });
     }
-    while (wait_for_client(s)) {
-        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+    while (wait_for_client(s, acceptor)) {
+        auto client = acceptor.accept();
+        s.count_shed(acceptor, shed);
         if (!client) continue;
         // Connections waiting for a thread count too: the queue is memory the client holds.
         if (s.stats->open.load() >= s.limits.max_connections) {
@@ -205,13 +222,15 @@ void run_pool(StreamServer::Shared& s) {
 void run_fork(StreamServer::Shared& s) {
     Socket& listener = s.listeners.front();
     listener.set_blocking(false);
-    Fd spare = open_spare();
+    Acceptor acceptor(listener, s.acceptor_options());
+    std::uint64_t shed = 0;
     std::vector<pid_t> children;
     const auto reap = [&](bool block) {
         for (auto it = children.begin(); it != children.end();) {
             if (::waitpid(*it, nullptr, block ? 0 : WNOHANG) == *it) {
                 it = children.erase(it);
                 --s.stats->open;
+                acceptor.connection_closed();
             } else {
                 ++it;
             }
@@ -220,9 +239,10 @@ void run_fork(StreamServer::Shared& s) {
     // Children are reaped on every turn; the timeout bounds how long a
     // finished child stays a zombie while no client arrives. (A SIGCHLD
     // handler would be process-wide state, which the library never touches.)
-    while (wait_for_client(s, 200)) {
+    while (wait_for_client(s, acceptor, 200)) {
         reap(false);
-        auto client = accept_or_shed(listener, spare, SOCK_NONBLOCK);
+        auto client = acceptor.accept();
+        s.count_shed(acceptor, shed);
         if (!client) continue;
         if (children.size() >= s.limits.max_connections) {
             ++s.stats->refused;
@@ -235,7 +255,6 @@ void run_fork(StreamServer::Shared& s) {
             // The child serves this one client and leaves with _exit: no
             // destructors or atexit handlers of the parent's state run twice.
             listener.close();
-            spare.reset();
             serve_blocking(std::move(client->socket), s);
             ::_exit(0);
         }

@@ -24,19 +24,17 @@ constexpr auto kReleaseAfter = std::chrono::seconds(1);
 class LoopWorker {
   public:
     LoopWorker(StreamServer::Shared& s, Socket& listener, Backend backend)
-        : s_(s),
-          listener_(listener),
-          loop_(backend),
-          spare_(open_spare()),
-          io_(s.make_io()),
-          policy_(s.limits) {
+        : s_(s), listener_(listener), loop_(backend), io_(s.make_io()), policy_(s.limits) {
         is_tcp_ = listener_.family() != AF_UNIX;
     }
 
     /// Sets the loop up; run_loops() then runs it on its thread.
     void start() {
-        listener_.set_blocking(false);
-        loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
+        AcceptorOptions options = s_.acceptor_options();
+        options.max_per_wakeup = kAcceptsPerWakeup;
+        acceptor_.emplace(
+            loop_, listener_, [this](Accepted client) { on_accept(std::move(client)); },
+            std::move(options));
         loop_.watch(s_.stop.get(), events::readable, [this](std::uint32_t) { on_stop(); });
         loop_.add_timer(
             kSweepPeriod, [this] { sweep(); }, kSweepPeriod);
@@ -59,32 +57,27 @@ class LoopWorker {
         ConnectionState state;
     };
 
-    void on_accept() {
-        for (unsigned i = 0; i < kAcceptsPerWakeup; ++i) {
-            auto client = accept_or_shed(listener_, spare_, SOCK_NONBLOCK);
-            if (!client) return;
-            if (s_.stats->open.load(std::memory_order_relaxed) >= s_.limits.max_connections) {
-                ++s_.stats->refused;
-                refuse(std::move(client->socket), *s_.handler);
-                continue;
-            }
-            const int fd = client->socket.fd();
-            try {
-                io_.prepare(fd);
-            } catch (const Error&) {
-                continue;  // no room for its replies: this connection only is closed
-            }
-            ++s_.stats->accepted;
-            ++s_.stats->open;
-            if (is_tcp_) client->socket.set_no_delay(true);
-            if (static_cast<std::size_t>(fd) >= conns_.size())
-                conns_.resize(static_cast<std::size_t>(fd) * 2 + 16);
-            auto& slot = conns_[static_cast<std::size_t>(fd)];
-            slot = std::make_unique<Conn>();
-            slot->socket = std::move(client->socket);
-            loop_.watch(fd, events::readable,
-                        [this, fd](std::uint32_t ready) { on_ready(fd, ready); });
+    void on_accept(Accepted client) {
+        if (s_.stats->open.load(std::memory_order_relaxed) >= s_.limits.max_connections) {
+            ++s_.stats->refused;
+            refuse(std::move(client.socket), *s_.handler);
+            return;
         }
+        const int fd = client.socket.fd();
+        try {
+            io_.prepare(fd);
+        } catch (const Error&) {
+            return;  // no room for its replies: this connection only is closed
+        }
+        ++s_.stats->accepted;
+        ++s_.stats->open;
+        if (is_tcp_) client.socket.set_no_delay(true);
+        if (static_cast<std::size_t>(fd) >= conns_.size())
+            conns_.resize(static_cast<std::size_t>(fd) * 2 + 16);
+        auto& slot = conns_[static_cast<std::size_t>(fd)];
+        slot = std::make_unique<Conn>();
+        slot->socket = std::move(client.socket);
+        loop_.watch(fd, events::readable, [this, fd](std::uint32_t ready) { on_ready(fd, ready); });
     }
 
     void on_ready(int fd, std::uint32_t ready) {
@@ -157,13 +150,14 @@ class LoopWorker {
         loop_.unwatch(fd);
         conns_[static_cast<std::size_t>(fd)].reset();
         --s_.stats->open;
+        acceptor_->connection_closed();
         if (policy_.draining() && --live_ == 0) loop_.stop();
     }
 
     void on_stop() {
         policy_.start_draining(Clock::now());
         loop_.unwatch(s_.stop.get());
-        loop_.unwatch(listener_.fd());
+        acceptor_->stop();
         listener_.close();  // new clients are refused by the kernel from now on
         live_ = 0;
         for (auto& c : conns_)
@@ -176,6 +170,7 @@ class LoopWorker {
     /// Adds this loop's counts to the shared counters: a few times a second
     /// rather than three atomic operations per request.
     void publish() {
+        s_.count_shed(acceptor_->acceptor(), shed_);
         s_.stats->bytes_in.fetch_add(std::exchange(bytes_in_, 0), std::memory_order_relaxed);
         s_.stats->bytes_out.fetch_add(std::exchange(bytes_out_, 0), std::memory_order_relaxed);
         s_.stats->messages.fetch_add(std::exchange(messages_, 0), std::memory_order_relaxed);
@@ -212,7 +207,8 @@ class LoopWorker {
     StreamServer::Shared& s_;
     Socket& listener_;
     EventLoop loop_;
-    Fd spare_;
+    std::optional<LoopAcceptor> acceptor_;  // from start() on
+    std::uint64_t shed_ = 0;                // refusals already counted in the stats
     ConnectionIo io_;  // this loop's reads: every connection of a loop shares its read buffer
     ConnectionPolicy policy_;  // draining is this loop's: each loop sees the stop signal itself
     bool is_tcp_ = true;

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "ferry/acceptor.hpp"
 #include "ferry/error.hpp"
 #include "ferry/poller.hpp"
 #include "ferry/server/connection_io.hpp"
@@ -23,6 +24,7 @@ struct StreamServer::Shared {
     ServerStats* stats;
     Fd stop;  // eventfd: readable once stop() was called. Polled, never read, so
               // every thread and every forked child sees it.
+    std::function<void(std::string_view)> on_warning;  // see StreamServer::on_warning
 
     [[nodiscard]] bool stopping() const noexcept {
         pollfd p{stop.get(), POLLIN, 0};
@@ -32,6 +34,20 @@ struct StreamServer::Shared {
     /// The reads and replies of one connection (or one thread's connections) for this socktype.
     [[nodiscard]] ConnectionIo make_io() const {
         return socktype == SOCK_SEQPACKET ? ConnectionIo(limits.max_message) : ConnectionIo();
+    }
+
+    /// How every model accepts: non-blocking sockets, the owner's warnings.
+    [[nodiscard]] AcceptorOptions acceptor_options() const {
+        AcceptorOptions options;
+        options.flags = SOCK_NONBLOCK;
+        options.on_warning = on_warning;
+        return options;
+    }
+
+    /// Adds what `acceptor` refused since the last call (`counted`) to stats->shed.
+    void count_shed(const Acceptor& acceptor, std::uint64_t& counted) const noexcept {
+        stats->shed.fetch_add(acceptor.refused() - counted, std::memory_order_relaxed);
+        counted = acceptor.refused();
     }
 
     /// Counts a connection dropped for what it sent, and tells the handler why.
@@ -61,13 +77,6 @@ void run_uring(StreamServer::Shared& s);
 /// socket and the stop signal): the body of the iterative, thread, pool and
 /// fork models. Never throws: a failing connection is closed and counted.
 void serve_blocking(Socket socket, StreamServer::Shared& s);
-
-/// Accepts one connection or returns nullopt (would block, or a transient
-/// failure such as ECONNABORTED). On EMFILE/ENFILE it closes `spare`, accepts
-/// and drops the pending connection, then reopens `spare`, so a server out of
-/// descriptors keeps the backlog moving instead of spinning on readiness.
-std::optional<Accepted> accept_or_shed(Socket& listener, Fd& spare, int flags);
-Fd open_spare();
 
 /// Tells a client there is no room (best effort, non-blocking) and closes it.
 void refuse(Socket socket, const StreamHandler& handler);

@@ -1,11 +1,11 @@
 // StreamServer: binds the listeners, then hands over to the chosen model.
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <new>
 
+#include "ferry/duration.hpp"
 #include "shared.hpp"
 
 namespace ferry {
@@ -89,6 +89,10 @@ StreamServer::StreamServer(const Address& address, Model model, ServerLimits lim
     if (socktype == SOCK_SEQPACKET && limits.max_message == 0)
         throw_errno(EINVAL, "a SOCK_SEQPACKET server for messages of at most 0 bytes");
     shared_->socktype = socktype;
+    // A huge timeout means practically never, and a deadline computed from it cannot overflow.
+    if (limits.idle_timeout) limits.idle_timeout = clamp_wait(*limits.idle_timeout);
+    limits.stalled_timeout = clamp_wait(limits.stalled_timeout);
+    limits.drain_timeout = clamp_wait(limits.drain_timeout);
     shared_->limits = limits;
     shared_->handler = &handler;
     shared_->stats = stats_.get();
@@ -107,6 +111,10 @@ StreamServer::StreamServer(const Address& address, Model model, ServerLimits lim
 }
 
 StreamServer::~StreamServer() = default;
+
+void StreamServer::on_warning(std::function<void(std::string_view)> fn) {
+    shared_->on_warning = std::move(fn);
+}
 
 Address StreamServer::local_address() const {
     return shared_->listeners.front().local_address();
@@ -139,32 +147,6 @@ void StreamServer::run() {
 }
 
 namespace detail {
-
-Fd open_spare() {
-    return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-}
-
-std::optional<Accepted> accept_or_shed(Socket& listener, Fd& spare, int flags) {
-    try {
-        return listener.accept(flags);
-    } catch (const Error& e) {
-        const int err = e.code().value();
-        if ((err == EMFILE || err == ENFILE) && spare) {
-            // Out of descriptors: free the spare, take the connection off the
-            // backlog and close it at once, then hold the spare again.
-            spare.reset();
-            const int fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd >= 0) ::close(fd);
-            spare = open_spare();
-            return std::nullopt;
-        }
-        // The client gave up before we took it, or a transient shortage: not the server's failure.
-        if (err == ECONNABORTED || err == EPROTO || err == EPERM || err == ENOBUFS ||
-            err == ENOMEM || err == EMFILE || err == ENFILE)
-            return std::nullopt;
-        throw;
-    }
-}
 
 void refuse(Socket socket, const StreamHandler& handler) {
     const std::string_view text = handler.refusal();

@@ -46,11 +46,14 @@ struct UringConn {
 class UringWorker {
   public:
     explicit UringWorker(StreamServer::Shared& s)
-        : s_(s), listener_(s.listeners.front()), io_(s.make_io()), policy_(s.limits) {
+        : s_(s),
+          listener_(s.listeners.front()),
+          acceptor_(listener_, s.acceptor_options()),
+          io_(s.make_io()),
+          policy_(s.limits) {
         const int rc = ::io_uring_queue_init(kRingEntries, &ring_, 0);
         if (rc < 0) throw_errno(-rc, "io_uring_queue_init");
         is_tcp_ = listener_.family() != AF_UNIX;
-        spare_ = open_spare();
         // A message gets one byte more room than the largest allowed, and
         // MSG_TRUNC makes a receive return a message's real length: a longer
         // message shows as more than the maximum, never as a shortened one.
@@ -94,6 +97,7 @@ class UringWorker {
     }
 
     void arm_accept() {
+        accept_in_flight_ = true;
         io_uring_prep_accept(next_sqe(&accept_op_), listener_.fd(), nullptr, nullptr,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     }
@@ -152,18 +156,17 @@ class UringWorker {
     }
 
     void on_accept(int res) {
+        accept_in_flight_ = false;
         if (policy_.draining()) {
             if (res >= 0) ::close(res);
             return;
         }
-        if (res == -EMFILE || res == -ENFILE) {
-            // Out of descriptors: shed the pending connection (see accept_or_shed).
-            spare_.reset();
-            const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd >= 0) ::close(fd);
-            spare_ = open_spare();
-        } else if (res >= 0) {
-            Socket socket{Fd(res)};
+        // Out of descriptors, the acceptor sheds what waits and pauses: the
+        // next accept is submitted by on_tick or close once it resumes.
+        std::optional<Accepted> client = acceptor_.adopt(res);
+        s_.count_shed(acceptor_, shed_);
+        if (client) {
+            Socket socket = std::move(client->socket);
             if (s_.stats->open.load(std::memory_order_relaxed) >= s_.limits.max_connections) {
                 ++s_.stats->refused;
                 refuse(std::move(socket), *s_.handler);
@@ -179,7 +182,11 @@ class UringWorker {
                 arm_recv(c);
             }
         }
-        arm_accept();
+        resume_accepting();
+    }
+
+    void resume_accepting() {
+        if (!policy_.draining() && !accept_in_flight_ && !acceptor_.paused()) arm_accept();
     }
 
     void on_recv(UringConn& c, int res) {
@@ -243,6 +250,8 @@ class UringWorker {
         if (c.closing) return;
         c.closing = true;
         --s_.stats->open;
+        acceptor_.connection_closed();
+        resume_accepting();
         // The kernel may still hold this connection's buffers: cancel, and
         // free only once every operation has completed.
         if (c.recv_in_flight) io_uring_prep_cancel(next_sqe(&ignored_op_), &c.recv_op, 0);
@@ -272,6 +281,8 @@ class UringWorker {
 
     void on_tick() {
         const auto now = Clock::now();
+        acceptor_.tick(now);  // a pause ends within a tick of its time
+        resume_accepting();
         std::vector<UringConn*> expired;
         for (auto& [key, conn] : conns_) {
             UringConn& c = *conn;
@@ -292,7 +303,9 @@ class UringWorker {
     StreamServer::Shared& s_;
     Socket& listener_;
     io_uring ring_{};
-    Fd spare_;
+    Acceptor acceptor_;
+    std::uint64_t shed_ = 0;  // refusals already counted in the stats
+    bool accept_in_flight_ = false;
     // The handler call and the message checks; receives go to each connection's own area.
     ConnectionIo io_;
     ConnectionPolicy policy_;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -60,6 +61,8 @@ struct ServerStats {
     /// Connections accepted.
     std::atomic<std::uint64_t> accepted{0};
     std::atomic<std::uint64_t> refused{0};  ///< over max_connections
+    /// Closed unserved for want of descriptors or memory (see Acceptor).
+    std::atomic<std::uint64_t> shed{0};
     /// Dropped after ServerLimits::idle_timeout without a byte.
     std::atomic<std::uint64_t> dropped_idle{0};
     std::atomic<std::uint64_t> dropped_stalled{0};  ///< never read their replies
@@ -106,6 +109,13 @@ class StreamServer {
 
     /// The address bound (the port the kernel chose for port 0).
     [[nodiscard]] Address local_address() const;
+    /// Where the server's warnings go, one line each: connections refused for
+    /// want of descriptors, at most one line a second per listener with the
+    /// count (see Acceptor; a server out of descriptors closes what it cannot
+    /// serve and pauses accepting, it never spins). Set it before run(). It is
+    /// called on an accepting thread (one per loop with epoll and threads > 1),
+    /// so it must be thread-safe; it must not throw. Unset: silence.
+    void on_warning(std::function<void(std::string_view)> fn);
     /// Serves until stop(), then drains (see above).
     void run();
     /// Asks run() to stop: from any thread, or a signal handler.

@@ -29,9 +29,10 @@ struct Settings {
     Duration late = std::chrono::milliseconds(500);  ///< udp-late: how late each echo is
     std::size_t max_conns = 1000;                    ///< each TCP server, at once
     std::uint64_t seed = 0;                          ///< for the random bytes
-    /// Told what went wrong that a client did not cause (an accept failure, out of
-    /// descriptors, a refused connection over max_conns), one line at a time; the
-    /// servers keep running. Unset: nothing is said.
+    /// Told what went wrong that a client did not cause (an accept failure, a
+    /// refused connection over max_conns; out of descriptors, at most one line
+    /// a second with the count of connections refused, see ferry::Acceptor),
+    /// one line at a time; the servers keep running. Unset: nothing is said.
     std::function<void(std::string_view)> on_warning;
 };
 
@@ -73,12 +74,6 @@ inline constexpr std::size_t kNoBodyLength = 1024;
 struct Shared {
     EventLoop& loop;
     Settings settings;
-    /// One descriptor held in reserve: when accept fails for want of
-    /// descriptors (EMFILE), it is closed to accept and drop the pending
-    /// connection, then reopened, so a full table never makes the loop spin
-    /// on a listening socket that stays readable (muduo's Acceptor, libuv's
-    /// uv__emfile_trick).
-    Fd spare;
     std::uint64_t streams = 0;  ///< random streams handed out so far
 };
 

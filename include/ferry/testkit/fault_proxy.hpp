@@ -62,6 +62,12 @@ struct Counters {
     std::uint64_t bytes_down = 0;      ///< bytes written to the clients
     std::uint64_t datagrams_up = 0;    ///< UDP: received from clients
     std::uint64_t datagrams_down = 0;  ///< UDP: received from the upstream
+    /// TCP: connections closed at once, unserved: over max_connections, or the
+    /// process out of descriptors (see ferry::Acceptor).
+    std::uint64_t shed = 0;
+    std::uint64_t idle_closed = 0;  ///< TCP: closed after idle_timeout without a byte
+    /// UDP: flows dropped to make room for a new client (udp_max_flows).
+    std::uint64_t evicted = 0;
     /// UDP: what the toxics did to datagrams.
     UdpEffects effects;
 };
@@ -107,21 +113,51 @@ class ProxyError : public std::runtime_error {
 /// not resolve.
 Address resolve_endpoint(const std::string& text, Protocol protocol, bool passive);
 
-/// How a FaultProxy behaves, for all its proxies.
+/// How every route of a FaultProxy behaves. Durations beyond ten years
+/// (ferry::kPracticallyNever) mean practically never: they are clamped, so
+/// no deadline computed from them overflows.
 struct FaultProxyOptions {
     /// Seeds every random choice (toxicity draws, jitter, loss); unset: random.
     std::optional<std::uint64_t> seed{};
     /// A UDP client's flow (and its upstream socket) is dropped after this much silence.
     Duration udp_idle = std::chrono::seconds(60);
+    /// UDP: client flows per route, each with a socket of its own. A datagram
+    /// from a new client when the route is full evicts the least recently used
+    /// flow (the one that sent or received last the longest ago), so a flood
+    /// of source addresses cannot lock real clients out; evictions are counted
+    /// (Counters::evicted) and warned about at most once a second. Lowered to
+    /// half of what the soft RLIMIT_NOFILE leaves after 64 descriptors when
+    /// that is less (224 flows for a limit of 512), at least 1.
+    std::size_t udp_max_flows = 1024;
+    /// TCP: connections open at once per route. One more is accepted and
+    /// closed at once, unserved (its client sees end of stream, or a reset if
+    /// it had sent already), counted in Counters::shed and warned about at
+    /// most once a second. Unset: the smaller of 10000 and half of what the
+    /// soft RLIMIT_NOFILE leaves after 64 descriptors (each connection holds
+    /// two: the client's and the upstream's), at least 1.
+    std::optional<std::size_t> max_connections{};
+    /// TCP: a connection through which no byte has moved, either way, for this
+    /// long is closed (both sides, FIN), as `ferry echo server --idle-timeout`
+    /// does; counted in Counters::idle_closed. Unset: never, as Toxiproxy.
+    std::optional<Duration> idle_timeout{};
     /// A TCP upstream that has not answered the connect by then counts as refusing.
     Duration connect_timeout = std::chrono::seconds(10);
     /// Flow control: a direction holding this many bytes not yet written stops
     /// reading from its sender, and resumes below half of it.
     std::size_t high_water = std::size_t{1} << 20;
-    /// Told what goes wrong while relaying (an upstream refusing, out of
-    /// descriptors), one line naming the proxy; relaying goes on. Unset: silence.
+    /// Told what goes wrong while relaying (an upstream refusing; and at most
+    /// once a second with a count: connections refused out of descriptors or
+    /// over max_connections, UDP flows evicted), one line naming the proxy;
+    /// relaying goes on. Unset: silence.
     std::function<void(std::string_view)> on_warning{};
 };
+
+/// The options as a FaultProxy applies them: durations clamped to
+/// [0, kPracticallyNever], max_connections filled in from RLIMIT_NOFILE when
+/// unset, udp_max_flows lowered to what RLIMIT_NOFILE allows (see
+/// FaultProxyOptions). Throws ferry::Error (EINVAL) for max_connections or
+/// udp_max_flows 0.
+FaultProxyOptions effective_options(FaultProxyOptions options);
 
 /// Named proxies on one EventLoop, as Toxiproxy's server holds them. Every
 /// change applies at once: a toxic added, changed or removed acts on the

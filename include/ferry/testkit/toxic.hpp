@@ -76,7 +76,11 @@ struct ToxicRules {
 
 /// Checks a toxic and fills in its defaults: `given` holds the attributes
 /// and may hold "toxicity" (0..1). An empty `name` becomes `<type>_<stream>`
-/// (`latency_downstream`). Throws ToxicError with one line saying what is wrong.
+/// (`latency_downstream`). Every value must be in its attribute's range
+/// (times up to an hour, sizes up to 10^15 bytes, probabilities 0..1, a
+/// bandwidth 0 or 0.001..10^9 KB/s; NaN never): ToxicError otherwise, one
+/// line naming the attribute and the range (`latency latency must be between
+/// 0 and 3600000 ms (got 1e+300)`).
 Toxic make_toxic(std::string_view type, Direction direction,
                  const std::vector<std::pair<std::string, double>>& given, std::string name = {},
                  const ToxicRules& rules = {});
@@ -153,7 +157,9 @@ class TcpToxic {
 };
 
 /// Builds the model of a TCP toxic; `rng` must outlive it. Throws ToxicError
-/// for a type that is not for TCP.
+/// for a type that is not for TCP, or a spec that make_toxic would refuse
+/// (its fields are public: it is checked again). Every time the model
+/// computes saturates (ferry::saturating_duration): it never overflows.
 std::unique_ptr<TcpToxic> make_tcp_toxic(const Toxic& spec, Rng& rng);
 
 // ---- UDP: toxics pass datagrams on, now, later, twice or never -----------------------
@@ -195,7 +201,8 @@ class UdpToxic {
     virtual void push(std::string datagram, const Emit& emit) = 0;
 };
 
-/// Builds the model of a UDP toxic; `rng`, `scheduler` and `effects` must outlive it.
+/// Builds the model of a UDP toxic; `rng`, `scheduler` and `effects` must
+/// outlive it. Throws ToxicError as make_tcp_toxic does.
 std::unique_ptr<UdpToxic> make_udp_toxic(const Toxic& spec, Rng& rng, Scheduler& scheduler,
                                          UdpEffects& effects);
 

@@ -1,14 +1,10 @@
 // The testkit's chaos servers: the table of behaviours and the set that runs them.
 #include "ferry/testkit/chaos.hpp"
 
-#include <fcntl.h>
-
 #include <array>
 #include <cstring>
 
 #include <fmt/core.h>
-
-#include "ferry/error.hpp"
 
 namespace ferry::testkit::chaos {
 namespace {
@@ -99,12 +95,9 @@ void RandomBytes::fill(char* data, std::size_t size) {
 
 }  // namespace detail
 
-ServerSet::ServerSet(EventLoop& loop, const Settings& settings)
-    : shared_{loop, settings, Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC))} {
-    if (!shared_.spare) throw_errno("open /dev/null");
-}
+ServerSet::ServerSet(EventLoop& loop, const Settings& settings) : shared_{loop, settings} {}
 
-// Servers go first (their connections unwatch themselves from the loop), then the spare.
+// Servers go first: their connections unwatch themselves from the loop.
 ServerSet::~ServerSet() {
     servers_.clear();
 }

@@ -1,6 +1,5 @@
 // The testkit's chaos servers: the TCP behaviours, one class each, and the
 // server that accepts for them.
-#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -10,6 +9,7 @@
 
 #include <fmt/core.h>
 
+#include "ferry/acceptor.hpp"
 #include "ferry/buffer.hpp"
 #include "ferry/error.hpp"
 #include "ferry/testkit/chaos.hpp"
@@ -19,8 +19,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int kAcceptsPerWakeup = 64;  // then the other servers get their turn
-constexpr int kWritesPerWakeup = 16;   // garbage: at most this many chunks per wake-up
+constexpr unsigned kAcceptsPerWakeup = 64;  // then the other servers get their turn
+
+/// Accepting for one server: out of descriptors, it sheds and pauses, and
+/// says so at most once a second (see ferry::Acceptor).
+AcceptorOptions accept_options(Shared& shared, const Behaviour& behaviour) {
+    AcceptorOptions options;
+    options.max_per_wakeup = kAcceptsPerWakeup;
+    options.on_warning = [&shared, name = behaviour.name](std::string_view line) {
+        warn(shared, fmt::format("{}: {}", name, line));
+    };
+    return options;
+}
+constexpr int kWritesPerWakeup = 16;  // garbage: at most this many chunks per wake-up
 constexpr std::size_t kReadSize = 16 * 1024;
 constexpr std::size_t kGarbageChunk = 16 * 1024;
 constexpr std::size_t kSlowChunk = 16;              // http-slow: bytes per --delay
@@ -231,9 +242,8 @@ class TcpServer final : public Server {
     void retire(Connection& connection);
 
   private:
-    void on_accept();
+    void on_accept(Accepted client);
     void refuse(Accepted& client);
-    void drop_one_pending();
     void reap();
     std::unique_ptr<Connection> make_connection(Accepted client);
 
@@ -244,6 +254,7 @@ class TcpServer final : public Server {
     std::unordered_map<const Connection*, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>> retired_;
     std::optional<EventLoop::TimerId> reaper_;
+    LoopAcceptor acceptor_;  // last: it stops watching before the rest goes
 };
 
 // --- Connection ---------------------------------------------------------------
@@ -478,16 +489,16 @@ TcpServer::TcpServer(Shared& shared, const Behaviour& behaviour, Socket listener
     : shared_(shared),
       behaviour_(behaviour),
       listener_(std::move(listener)),
-      address_(listener_.local_address()) {
-    listener_.set_blocking(false);
-    shared_.loop.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
-}
+      address_(listener_.local_address()),
+      acceptor_(
+          shared_.loop, listener_, [this](Accepted client) { on_accept(std::move(client)); },
+          accept_options(shared_, behaviour_)) {}
 
 TcpServer::~TcpServer() {
+    acceptor_.stop();
     if (reaper_) shared_.loop.cancel_timer(*reaper_);
     connections_.clear();
     retired_.clear();
-    shared_.loop.unwatch(listener_.fd());
 }
 
 std::unique_ptr<Connection> TcpServer::make_connection(Accepted client) {
@@ -508,41 +519,15 @@ std::unique_ptr<Connection> TcpServer::make_connection(Accepted client) {
     return std::make_unique<Http>(*this, std::move(s), std::move(peer), kind);
 }
 
-void TcpServer::on_accept() {
-    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-        // accept4(2) itself rather than Socket::accept: the errno decides
-        // what to do, and when the descriptor table is full no exception
-        // object should be needed to find that out.
-        Accepted client;
-        *client.peer.size_ptr() = Address::capacity();
-        const int fd = ::accept4(listener_.fd(), client.peer.data(), client.peer.size_ptr(),
-                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            const int err = errno;
-            if (err == EAGAIN || err == EWOULDBLOCK) return;
-            if (err == EMFILE || err == ENFILE) {
-                drop_one_pending();
-                return;
-            }
-            // accept(2): errors of the pending connection itself; the next one may be fine.
-            if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM ||
-                err == ENETDOWN || err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET ||
-                err == EHOSTUNREACH || err == EOPNOTSUPP || err == ENETUNREACH)
-                continue;
-            warn(shared_, fmt::format("{}: accept on {}: {}", behaviour_.name, address_.to_string(),
-                                      std::system_category().message(err)));
-            return;
-        }
-        client.socket = Socket(Fd(fd));  // non-blocking from birth, so in non-blocking mode
-        if (connections_.size() >= shared_.settings.max_conns) {
-            refuse(client);
-            continue;
-        }
-        auto connection = make_connection(std::move(client));
-        Connection& c = *connection;
-        connections_.emplace(&c, std::move(connection));
-        c.open();
+void TcpServer::on_accept(Accepted client) {
+    if (connections_.size() >= shared_.settings.max_conns) {
+        refuse(client);
+        return;
     }
+    auto connection = make_connection(std::move(client));
+    Connection& c = *connection;
+    connections_.emplace(&c, std::move(connection));
+    c.open();
 }
 
 void TcpServer::refuse(Accepted& client) {
@@ -562,23 +547,12 @@ void TcpServer::refuse(Accepted& client) {
     }
 }
 
-void TcpServer::drop_one_pending() {
-    if (!shared_.spare) {
-        warn(shared_, fmt::format("{}: out of descriptors", behaviour_.name));
-        return;
-    }
-    shared_.spare.reset();
-    Fd pending(::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC));
-    pending.reset();
-    shared_.spare.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    warn(shared_, fmt::format("{}: out of descriptors: dropped a connection", behaviour_.name));
-}
-
 void TcpServer::retire(Connection& connection) {
     const auto it = connections_.find(&connection);
     if (it == connections_.end()) return;
     retired_.push_back(std::move(it->second));
     connections_.erase(it);
+    acceptor_.connection_closed();  // its descriptor is free: a pause for want of one ends
     if (!reaper_) reaper_ = shared_.loop.add_timer(Duration::zero(), [this] { reap(); });
 }
 

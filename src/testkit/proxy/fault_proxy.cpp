@@ -2,10 +2,14 @@
 // them, and their toxics, with Toxiproxy's rules (see fault_proxy.hpp).
 #include "ferry/testkit/fault_proxy.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include "ferry/address.hpp"
+#include "ferry/duration.hpp"
 #include "ferry/error.hpp"
 #include "route_relay.hpp"
 
@@ -69,11 +73,48 @@ int list_rank(Direction d) {
     return d == Direction::up ? 0 : d == Direction::both ? 1 : 2;
 }
 
+/// What the soft RLIMIT_NOFILE leaves for connections or flows, halved: 64
+/// descriptors stay for the rest of the process (listeners, the loop, the API).
+std::size_t descriptor_share() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+        return std::numeric_limits<std::size_t>::max();
+    const auto soft = static_cast<std::size_t>(limit.rlim_cur);
+    return std::max<std::size_t>(1, soft > 64 ? (soft - 64) / 2 : 0);
+}
+
+constexpr std::size_t kDefaultMaxConnections = 10000;
+
+}  // namespace
+
+FaultProxyOptions effective_options(FaultProxyOptions o) {
+    o.udp_idle = clamp_wait(o.udp_idle);
+    o.connect_timeout = clamp_wait(o.connect_timeout);
+    if (o.idle_timeout) o.idle_timeout = clamp_wait(*o.idle_timeout);
+    if (o.max_connections == std::size_t{0})
+        throw_errno(EINVAL, "a fault proxy with room for 0 connections");
+    if (o.udp_max_flows == 0) throw_errno(EINVAL, "a fault proxy with room for 0 UDP flows");
+    const std::size_t share = descriptor_share();
+    if (!o.max_connections) o.max_connections = std::min(kDefaultMaxConnections, share);
+    o.udp_max_flows = std::min(o.udp_max_flows, share);
+    return o;
+}
+
+namespace {
+
+/// The attributes and toxicity of `toxic` as make_toxic takes them.
+std::vector<std::pair<std::string, double>> given_of(const Toxic& toxic) {
+    std::vector<std::pair<std::string, double>> given(toxic.attributes.begin(),
+                                                      toxic.attributes.end());
+    given.emplace_back("toxicity", toxic.toxicity);
+    return given;
+}
+
 }  // namespace
 
 FaultProxy::FaultProxy(EventLoop& loop, FaultProxyOptions options)
     : loop_(loop),
-      options_(std::move(options)),
+      options_(effective_options(std::move(options))),
       seeds_(options_.seed
                  ? *options_.seed
                  : (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}()) {}
@@ -154,6 +195,7 @@ void FaultProxy::remove(const std::string& name) {
 
 ProxyState FaultProxy::get(const std::string& name) const {
     const Entry& e = find(name);
+    if (e.relay) e.relay->publish_counters();
     ProxyState state;
     state.config = e.config;
     for (const detail::ToxicSlot& slot : e.state.toxics)
@@ -174,6 +216,9 @@ std::vector<ProxyState> FaultProxy::list() const {
 
 Toxic FaultProxy::add_toxic(const std::string& proxy, Toxic toxic) {
     Entry& e = find(proxy);
+    // Checked again: a Toxic's fields are public, and a value changed after
+    // make_toxic (a NaN, an hour in years) must not reach the relays.
+    toxic = make_toxic(toxic.type, toxic.direction, given_of(toxic), toxic.name);
     if (!toxic.applies_to(e.config.protocol))
         throw ToxicError("toxic '" + toxic.type + "' is not for " +
                          (e.config.protocol == Protocol::tcp ? "TCP" : "UDP") + " proxies");

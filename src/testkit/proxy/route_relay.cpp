@@ -33,4 +33,33 @@ void RouteRelay::warn(const std::string& text) const {
     if (settings_.on_warning) settings_.on_warning(name_ + ": " + text);
 }
 
+ThrottledWarning::~ThrottledWarning() {
+    if (timer_ != 0) relay_.loop().cancel_timer(timer_);
+    try {
+        say(counter_.take_waiting());  // the last count is said, not lost
+    } catch (...) {
+        // A destructor must not throw; the count is lost, nothing else.
+    }
+}
+
+void ThrottledWarning::count() {
+    say(counter_.add(Clock::now()));
+    arm();
+}
+
+void ThrottledWarning::arm() {
+    if (timer_ != 0) return;
+    if (const auto due = counter_.next_due()) {
+        timer_ = relay_.loop().add_timer(*due - Clock::now(), [this] {
+            timer_ = 0;
+            say(counter_.take_due(Clock::now()));
+            arm();
+        });
+    }
+}
+
+void ThrottledWarning::say(std::uint64_t n) const {
+    if (n > 0) relay_.warn(text_(n));
+}
+
 }  // namespace ferry::testkit::detail

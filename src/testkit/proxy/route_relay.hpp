@@ -15,6 +15,7 @@
 #include "ferry/socket.hpp"
 #include "ferry/testkit/fault_proxy.hpp"
 #include "ferry/testkit/toxic.hpp"
+#include "ferry/throttled_counter.hpp"
 
 namespace ferry::testkit::detail {
 
@@ -80,6 +81,9 @@ class RouteRelay {
 
     /// The route's toxics changed: every live connection or flow takes the new list.
     virtual void toxics_changed() = 0;
+    /// Brings the counters up to date with what is counted elsewhere (an
+    /// acceptor's refusals) before they are read.
+    virtual void publish_counters() {}
 
     [[nodiscard]] Address local_address() const { return local_; }
 
@@ -109,6 +113,32 @@ class RouteRelay {
     Address local_;
     std::string name_;
     std::vector<char> scratch_;
+};
+
+/// A warning of a route that could repeat thousands of times a second (a
+/// flood of new clients), said at most once a second with its count: the
+/// first at once, the rest when their second is over (a timer on the route's
+/// loop), or when it is destroyed. `text` makes the line from the count.
+class ThrottledWarning {
+  public:
+    ThrottledWarning(RouteRelay& relay, std::function<std::string(std::uint64_t)> text)
+        : relay_(relay), text_(std::move(text)) {}
+    ~ThrottledWarning();
+    ThrottledWarning(const ThrottledWarning&) = delete;
+    ThrottledWarning& operator=(const ThrottledWarning&) = delete;
+
+    /// One more occurrence.
+    void count();
+
+  private:
+    /// A timer for the count that waits, if one waits and none is set.
+    void arm();
+    void say(std::uint64_t n) const;
+
+    RouteRelay& relay_;
+    std::function<std::string(std::uint64_t)> text_;
+    ThrottledCounter counter_;
+    EventLoop::TimerId timer_ = 0;
 };
 
 /// Binds `listen` and starts relaying to state.upstream on `loop`; `seed`

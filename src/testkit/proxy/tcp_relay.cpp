@@ -14,14 +14,15 @@
 // updated (with a fresh toxicity draw and end timer, as Toxiproxy restarts a changed toxic),
 // and drops the rest. Pieces already scheduled keep their times, so bytes never reorder.
 #include <fmt/core.h>
-#include <sys/eventfd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <deque>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
+#include "ferry/acceptor.hpp"
 #include "ferry/buffer.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
@@ -32,10 +33,19 @@ namespace {
 
 constexpr int kClient = 0;
 constexpr int kUpstream = 1;
-constexpr int kAcceptsPerWakeup = 64;
+constexpr unsigned kAcceptsPerWakeup = 64;
 constexpr std::size_t kReadChunk = 64 * 1024;
 
 class TcpRelay;
+
+/// Accepting for a route: out of descriptors it sheds and pauses, and says so
+/// at most once a second, in the route's name (see ferry::Acceptor).
+AcceptorOptions accept_options(const RouteRelay& relay) {
+    AcceptorOptions options;
+    options.max_per_wakeup = kAcceptsPerWakeup;
+    options.on_warning = [&relay](std::string_view line) { relay.warn(std::string(line)); };
+    return options;
+}
 
 /// One direction of a connection: read from sockets[from], written to sockets[to].
 struct Stream {
@@ -66,6 +76,9 @@ class Connection {
     void start();
     /// The route's toxics changed: keep, replace or drop this connection's instances.
     void attach_toxics();
+    /// Closes it if no byte has moved either way since `since` (connected ones only:
+    /// a connect in progress has its own timeout). True if it closed.
+    bool close_if_idle(Clock::time_point since);
 
   private:
     /// One toxic of the route as this connection drew it.
@@ -104,6 +117,7 @@ class Connection {
     Rng rng_;
     Timers timers_;
     std::vector<Attached> attached_;
+    Clock::time_point last_activity_ = Clock::now();  // a byte read or written, either side
     bool connecting_ = true;
     bool closed_ = false;
 };
@@ -115,16 +129,20 @@ class TcpRelay final : public RouteRelay {
     ~TcpRelay() override;
 
     void toxics_changed() override;
+    void publish_counters() override;
 
     /// Called by a connection that closed: it is freed after the current loop round.
     void retire(std::uint64_t id);
 
   private:
-    void on_accept();
-    void shed_one();
+    void on_accept(Accepted client);
+    void close_idle();
 
-    Fd spare_;  // given up to accept-and-close a connection when out of descriptors
-    EventLoop::TimerId accept_pause_ = 0;
+    std::size_t max_connections_;
+    ThrottledWarning over_capacity_;
+    LoopAcceptor acceptor_;
+    std::uint64_t acceptor_counted_ = 0;  // the acceptor's refusals already in the counters
+    EventLoop::TimerId idle_sweeper_ = 0;
     std::uint64_t next_id_ = 1;
     std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
     std::vector<std::unique_ptr<Connection>> retired_;
@@ -294,6 +312,7 @@ void Connection::read(Stream& s) {
             return;
         }
         if (!n) return;
+        last_activity_ = Clock::now();
         received += *n;
         if (*n == 0) {
             s.reading = false;
@@ -310,6 +329,7 @@ void Connection::read(Stream& s) {
         return;
     }
     if (!n) return;
+    last_activity_ = Clock::now();
     received += *n;
     std::vector<Piece> pieces;
     if (*n == 0) {
@@ -363,6 +383,7 @@ void Connection::flush(Stream& s) {
             return;
         }
         if (!n) break;
+        if (*n > 0) last_activity_ = Clock::now();
         sent += *n;
     }
     if (!s.out.empty()) return;
@@ -408,6 +429,12 @@ void Connection::sync(int side) {
     }
 }
 
+bool Connection::close_if_idle(Clock::time_point since) {
+    if (closed_ || connecting_ || last_activity_ > since) return false;
+    close();
+    return true;
+}
+
 void Connection::close() {
     if (closed_) return;
     closed_ = true;
@@ -433,16 +460,40 @@ void Connection::reset(unsigned sides) {
 
 TcpRelay::TcpRelay(EventLoop& loop, RouteState& state, const Address& listen,
                    const FaultProxyOptions& settings, std::uint64_t seed)
-    : RouteRelay(loop, state, listen, settings, seed, SOCK_STREAM, kReadChunk) {
-    spare_.reset(::eventfd(0, EFD_CLOEXEC));
-    loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
+    : RouteRelay(loop, state, listen, settings, seed, SOCK_STREAM, kReadChunk),
+      // FaultProxy always sets it (effective_options); unset would mean no cap.
+      max_connections_(settings.max_connections.value_or(std::numeric_limits<std::size_t>::max())),
+      over_capacity_(*this,
+                     [max = max_connections_](std::uint64_t n) {
+                         return fmt::format(
+                             "too many connections (max {}): {} {} closed at once in the last "
+                             "second",
+                             max, n, n == 1 ? "connection" : "connections");
+                     }),
+      acceptor_(
+          loop, listener_, [this](Accepted client) { on_accept(std::move(client)); },
+          accept_options(*this)) {
+    if (const auto idle = settings.idle_timeout) {
+        // A connection is closed between idle and idle + period after its last byte.
+        const Duration period =
+            std::clamp<Duration>(*idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+        idle_sweeper_ = loop_.add_timer(
+            period, [this] { close_idle(); }, period);
+    }
 }
 
 TcpRelay::~TcpRelay() {
-    if (accept_pause_ != 0) loop_.cancel_timer(accept_pause_);
-    loop_.unwatch(listener_.fd());
+    publish_counters();
+    acceptor_.stop();
+    if (idle_sweeper_ != 0) loop_.cancel_timer(idle_sweeper_);
     connections_.clear();
     retired_.clear();
+}
+
+void TcpRelay::publish_counters() {
+    const std::uint64_t refused = acceptor_.acceptor().refused();
+    stats().shed += refused - acceptor_counted_;
+    acceptor_counted_ = refused;
 }
 
 void TcpRelay::toxics_changed() {
@@ -456,51 +507,29 @@ void TcpRelay::toxics_changed() {
             it->second->attach_toxics();
 }
 
-void TcpRelay::on_accept() {
-    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-        std::optional<Accepted> accepted;
-        try {
-            accepted = listener_.accept(SOCK_NONBLOCK);
-        } catch (const Error& e) {
-            const int err = e.code().value();
-            if (e.code().category() == std::system_category() && (err == EMFILE || err == ENFILE)) {
-                shed_one();
-                return;
-            }
-            // A connection reset while it waited in the backlog, and the like:
-            // that one is gone, the next may be fine.
-            if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
-            warn(e.what());
-            return;
-        }
-        if (!accepted) return;
-        const std::uint64_t id = next_id_++;
-        auto& conn = connections_[id];
-        conn = std::make_unique<Connection>(*this, id, std::move(accepted->socket),
-                                            std::move(accepted->peer));
-        conn->start();
+void TcpRelay::on_accept(Accepted client) {
+    if (connections_.size() >= max_connections_) {
+        // Closed at once rather than left in the backlog: the client learns now
+        // that there is no room, as a server over its limit tells it.
+        ++stats().shed;
+        over_capacity_.count();
+        return;  // `client` goes out of scope: its socket is closed
     }
+    const std::uint64_t id = next_id_++;
+    auto& conn = connections_[id];
+    conn =
+        std::make_unique<Connection>(*this, id, std::move(client.socket), std::move(client.peer));
+    conn->start();
 }
 
-void TcpRelay::shed_one() {
-    // Out of descriptors: give up the spare one, accept the waiting
-    // connection and close it at once, and take the spare back, so that the
-    // client hears "closed" instead of waiting and the loop does not spin on a
-    // listener that stays readable (muduo's Acceptor, libuv's uv__emfile_trick).
-    spare_.reset();
-    const int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) Fd{fd}.reset();
-    spare_.reset(::eventfd(0, EFD_CLOEXEC));
-    warn("out of file descriptors: closed a new connection at once");
-    if (!spare_) {
-        // No spare to give up next time: stop accepting for a moment instead of spinning.
-        loop_.unwatch(listener_.fd());
-        accept_pause_ = loop_.add_timer(std::chrono::milliseconds(100), [this] {
-            accept_pause_ = 0;
-            spare_.reset(::eventfd(0, EFD_CLOEXEC));
-            loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_accept(); });
-        });
-    }
+void TcpRelay::close_idle() {
+    const auto since = Clock::now() - *settings().idle_timeout;
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, conn] : connections_)
+        ids.push_back(id);
+    for (const std::uint64_t id : ids)
+        if (const auto it = connections_.find(id); it != connections_.end())
+            if (it->second->close_if_idle(since)) ++stats().idle_closed;
 }
 
 void TcpRelay::retire(std::uint64_t id) {
@@ -514,6 +543,7 @@ void TcpRelay::retire(std::uint64_t id) {
         });
     retired_.push_back(std::move(it->second));
     connections_.erase(it);
+    acceptor_.connection_closed();  // a pause for want of descriptors ends: two are free
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <set>
 
+#include "ferry/duration.hpp"
+
 namespace ferry::testkit {
 namespace {
 
@@ -112,7 +114,8 @@ double parse_number(std::string_view key, std::string_view text) {
 
 void check_value(const Type& type, const Key& key, double value) {
     const bool low = key.min_exclusive ? value <= key.min : value < key.min;
-    if (low || value > key.max) {
+    // NaN compares false with everything: it would pass both bounds unless named.
+    if (std::isnan(value) || low || value > key.max) {
         const std::string range =
             key.min_exclusive
                 ? fmt::format("above {} and at most {}", number_text(key.min), number_text(key.max))
@@ -141,7 +144,7 @@ Toxic make_toxic(std::string_view type_name, Direction direction,
     spec.udp = type.udp;
     for (const auto& [name, value] : given) {
         if (name == "toxicity") {
-            if (value < 0 || value > 1)
+            if (std::isnan(value) || value < 0 || value > 1)
                 throw ToxicError(
                     fmt::format("toxicity must be between 0 and 1 (got {})", number_text(value)));
             spec.toxicity = value;
@@ -209,8 +212,15 @@ std::vector<std::string_view> split(std::string_view text, char sep) {
     }
 }
 
+// Every conversion of a toxic's number to a Duration saturates (ferry/duration.hpp): the
+// ranges checked above keep the values small, and a Toxic changed after it was checked
+// still never overflows a duration_cast (undefined behaviour, which silently disabled a
+// bandwidth limit once).
 Duration from_ms(double ms) {
-    return std::chrono::duration_cast<Duration>(std::chrono::duration<double, std::milli>(ms));
+    return saturating_duration<std::milli>(ms);
+}
+Duration from_seconds(double s) {
+    return saturating_duration(s);
 }
 
 // ---- TCP models -------------------------------------------------------------------------
@@ -256,8 +266,7 @@ class TcpBandwidth final : public TcpToxic {
             for (std::size_t off = 0; off < p.bytes.size(); off += slice_) {
                 const std::size_t n = std::min(slice_, p.bytes.size() - off);
                 const auto start = std::max(p.at, busy_until_);
-                busy_until_ = start + std::chrono::duration_cast<Duration>(
-                                          std::chrono::duration<double>(double(n) / bytes_per_s_));
+                busy_until_ = start + from_seconds(double(n) / bytes_per_s_);
                 out.push_back({Piece::Kind::data, p.bytes.substr(off, n), busy_until_});
             }
         }
@@ -277,8 +286,7 @@ class TcpSlicer final : public TcpToxic {
     TcpSlicer(const Toxic& s, Rng& rng)
         : average_(static_cast<std::size_t>(s.get("average_size"))),
           variation_(static_cast<std::size_t>(s.get("size_variation"))),
-          delay_(std::chrono::duration_cast<Duration>(
-              std::chrono::duration<double, std::micro>(s.get("delay")))),
+          delay_(saturating_duration<std::micro>(s.get("delay"))),
           rng_(rng) {}
     void apply(std::vector<Piece>& pieces) override {
         std::vector<Piece> out;
@@ -538,8 +546,7 @@ class UdpBandwidth final : public UdpToxic {
             ++effects_.dropped;
             return;
         }
-        busy_until_ = start + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
-                                  double(datagram.size()) / bytes_per_s_));
+        busy_until_ = start + from_seconds(double(datagram.size()) / bytes_per_s_);
         scheduler_.after(busy_until_ - now,
                          [emit, d = std::move(datagram)]() mutable { emit(std::move(d)); });
     }
@@ -667,7 +674,21 @@ std::string toxic_help() {
     return out;
 }
 
+namespace {
+
+/// Checks `spec` again as make_toxic would: its fields are public, and a model
+/// must never run on a value changed after the check.
+void check_again(const Toxic& spec) {
+    std::vector<std::pair<std::string, double>> given(spec.attributes.begin(),
+                                                      spec.attributes.end());
+    given.emplace_back("toxicity", spec.toxicity);
+    make_toxic(spec.type, spec.direction, given, spec.name);
+}
+
+}  // namespace
+
 std::unique_ptr<TcpToxic> make_tcp_toxic(const Toxic& spec, Rng& rng) {
+    check_again(spec);
     const std::string& t = spec.type;
     if (t == "latency") return std::make_unique<TcpLatency>(spec, rng);
     if (t == "bandwidth") return std::make_unique<TcpBandwidth>(spec);
@@ -682,6 +703,7 @@ std::unique_ptr<TcpToxic> make_tcp_toxic(const Toxic& spec, Rng& rng) {
 
 std::unique_ptr<UdpToxic> make_udp_toxic(const Toxic& spec, Rng& rng, Scheduler& scheduler,
                                          UdpEffects& effects) {
+    check_again(spec);
     const std::string& t = spec.type;
     if (t == "loss") return std::make_unique<UdpLoss>(spec, rng, effects);
     if (t == "duplicate") return std::make_unique<UdpDuplicate>(spec, rng, effects);

@@ -8,7 +8,9 @@
 // receiver: the chain it came from is gone.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <list>
 #include <string>
 #include <unordered_map>
 
@@ -85,18 +87,21 @@ class UdpRelay;
 /// One client address: its upstream socket and the toxics of both directions.
 class Flow {
   public:
+    /// Where a flow stands in its relay's order of use, most recent first.
+    using Recency = std::list<Flow*>::iterator;
+
     Flow(UdpRelay& relay, Address client, std::uint64_t seed);
     ~Flow();
     Flow(const Flow&) = delete;
     Flow& operator=(const Flow&) = delete;
 
-    void from_client(std::string datagram) {
-        last_active_ = Clock::now();
-        up_.push(std::move(datagram));
-    }
+    void from_client(std::string datagram);
     [[nodiscard]] Clock::time_point last_active() const { return last_active_; }
     /// Builds both chains from the route's toxics as they are now.
     void attach_toxics();
+
+    std::string key;  // the client's raw sockaddr: its entry in the relay's map
+    Recency recency;  // set by the relay
 
   private:
     void on_readable();
@@ -126,11 +131,24 @@ class UdpRelay final : public RouteRelay {
             flow->attach_toxics();
     }
 
+    /// `flow` sent or received: it becomes the most recently used.
+    void touch(Flow& flow) { recency_.splice(recency_.begin(), recency_, flow.recency); }
+
   private:
+    using Flows = std::unordered_map<std::string, std::unique_ptr<Flow>>;
+
     void on_readable();
+    /// The flow of a new client, after making room for it; nullptr when its socket cannot be had.
+    Flow* start_flow(const Received& got, std::string key);
+    void drop(Flows::iterator it);
     void sweep();
 
-    std::unordered_map<std::string, std::unique_ptr<Flow>> flows_;  // by raw client sockaddr
+    Flows flows_;               // by raw client sockaddr
+    std::list<Flow*> recency_;  // most recently used first: eviction takes the back
+    std::size_t max_flows_;
+    std::string no_socket_why_;   // before the warning that says it: it outlives it
+    ThrottledWarning evictions_;  // the route is full: the least recently used flow goes
+    ThrottledWarning no_socket_;  // a new client's upstream socket could not be opened
     EventLoop::TimerId sweeper_ = 0;
 };
 
@@ -171,6 +189,12 @@ Flow::~Flow() {
     --relay_.stats().active;
 }
 
+void Flow::from_client(std::string datagram) {
+    last_active_ = Clock::now();
+    relay_.touch(*this);
+    up_.push(std::move(datagram));
+}
+
 void Flow::on_readable() {
     for (int i = 0; i < kDatagramsPerWakeup; ++i) {
         IoResult n;
@@ -188,6 +212,7 @@ void Flow::on_readable() {
         ++relay_.stats().datagrams_down;
         relay_.stats().received_down += *n;
         last_active_ = Clock::now();
+        relay_.touch(*this);
         down_.push(std::string(relay_.scratch(), *n));
     }
 }
@@ -237,7 +262,19 @@ void Flow::note_refused() {
 
 UdpRelay::UdpRelay(EventLoop& loop, RouteState& state, const Address& listen,
                    const FaultProxyOptions& settings, std::uint64_t seed)
-    : RouteRelay(loop, state, listen, settings, seed, SOCK_DGRAM, kMaxDatagram) {
+    : RouteRelay(loop, state, listen, settings, seed, SOCK_DGRAM, kMaxDatagram),
+      max_flows_(std::max<std::size_t>(1, settings.udp_max_flows)),
+      evictions_(*this,
+                 [this](std::uint64_t n) {
+                     return fmt::format(
+                         "too many clients (max {} flows): {} least recently used {} evicted in "
+                         "the last second",
+                         max_flows_, n, n == 1 ? "flow" : "flows");
+                 }),
+      no_socket_(*this, [this](std::uint64_t n) {
+          return fmt::format("{} {} from new clients dropped in the last second: {}", n,
+                             n == 1 ? "datagram" : "datagrams", no_socket_why_);
+      }) {
     loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
     const Duration period = std::clamp<Duration>(
         settings_.udp_idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
@@ -249,6 +286,7 @@ UdpRelay::~UdpRelay() {
     loop_.cancel_timer(sweeper_);
     loop_.unwatch(listener_.fd());
     flows_.clear();
+    recency_.clear();
 }
 
 void UdpRelay::on_readable() {
@@ -263,30 +301,48 @@ void UdpRelay::on_readable() {
         if (!got) return;
         ++stats().datagrams_up;
         stats().received_up += got->size;
-        const std::string key(reinterpret_cast<const char*>(got->from.data()), got->from.size());
-        auto it = flows_.find(key);
-        if (it == flows_.end()) {
-            try {
-                it = flows_.emplace(key, std::make_unique<Flow>(*this, got->from, rng_())).first;
-            } catch (const Error& e) {
-                warn(
-                    fmt::format("a datagram from {} dropped: {}", got->from.to_string(), e.what()));
-                ++stats().effects.dropped;
-                continue;
-            }
-        }
-        it->second->from_client(std::string(scratch_.data(), got->size));
+        std::string key(reinterpret_cast<const char*>(got->from.data()), got->from.size());
+        const auto it = flows_.find(key);
+        Flow* flow = it != flows_.end() ? it->second.get() : start_flow(*got, std::move(key));
+        if (flow == nullptr) continue;
+        flow->from_client(std::string(scratch_.data(), got->size));
     }
+}
+
+Flow* UdpRelay::start_flow(const Received& got, std::string key) {
+    // Full: the least recently used flow makes room, so that a flood of new
+    // source addresses (spoofed or not) can never lock a new client out; a
+    // flow in real use is the most recently used and goes last.
+    if (flows_.size() >= max_flows_) {
+        drop(flows_.find(recency_.back()->key));
+        ++stats().evicted;
+        evictions_.count();
+    }
+    std::unique_ptr<Flow> flow;
+    try {
+        flow = std::make_unique<Flow>(*this, got.from, rng_());
+    } catch (const Error& e) {
+        ++stats().effects.dropped;
+        no_socket_why_ = e.what();
+        no_socket_.count();
+        return nullptr;
+    }
+    flow->key = key;
+    recency_.push_front(flow.get());
+    flow->recency = recency_.begin();
+    return flows_.emplace(std::move(key), std::move(flow)).first->second.get();
+}
+
+void UdpRelay::drop(Flows::iterator it) {
+    recency_.erase(it->second->recency);
+    flows_.erase(it);
 }
 
 void UdpRelay::sweep() {
     const auto now = Clock::now();
-    for (auto it = flows_.begin(); it != flows_.end();) {
-        if (now - it->second->last_active() >= settings_.udp_idle)
-            it = flows_.erase(it);
-        else
-            ++it;
-    }
+    // The least recently used are at the back: stop at the first that is not idle.
+    while (!recency_.empty() && now - recency_.back()->last_active() >= settings_.udp_idle)
+        drop(flows_.find(recency_.back()->key));
 }
 
 }  // namespace

@@ -1,12 +1,16 @@
 // The embedded fault proxy in one process: a test's own upstream socket behind a
 // FaultProxyThread, toxics added, changed and removed while the connection is open.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <string>
 
 #include "ferry/create.hpp"
+#include "ferry/duration.hpp"
 #include "ferry/error.hpp"
 #include "ferry/testkit/fault_proxy.hpp"
 #include "unit/fd_leak_check.hpp"
@@ -191,6 +195,55 @@ TEST_F(FaultProxyTest, APortInUseIsAStartErrorAndCreatesNothing) {
             << e.what();
     }
     EXPECT_FALSE(proxy_->call([](FaultProxy& f) { return f.contains("clash"); }));
+}
+
+TEST_F(FaultProxyTest, AToxicChangedAfterItsCheckIsRefused) {
+    Toxic toxic = parse_toxic("latency:down:latency=5");
+    toxic.attributes["latency"] = 1e300;  // the fields are public
+    EXPECT_THROW(proxy_->call([&](FaultProxy& f) { return f.add_toxic("db", toxic); }), ToxicError);
+    toxic.attributes["latency"] = std::nan("");
+    EXPECT_THROW(proxy_->call([&](FaultProxy& f) { return f.add_toxic("db", toxic); }), ToxicError);
+    EXPECT_TRUE(proxy_->call([](FaultProxy& f) { return f.get("db").toxics.empty(); }));
+}
+
+TEST(FaultProxyOptionsTest, HugeDurationsMeanPracticallyNeverAndTheCapsFollowTheDescriptorLimit) {
+    FaultProxyOptions given;
+    given.udp_idle = Duration::max();
+    given.connect_timeout = Duration::max();
+    given.idle_timeout = Duration::max();
+    given.udp_max_flows = std::size_t{1} << 40;
+    const FaultProxyOptions used = effective_options(given);
+    EXPECT_EQ(used.udp_idle, kPracticallyNever);
+    EXPECT_EQ(used.connect_timeout, kPracticallyNever);
+    EXPECT_EQ(used.idle_timeout, kPracticallyNever);
+    rlimit limit{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+    const auto share = (static_cast<std::size_t>(limit.rlim_cur) - 64) / 2;
+    EXPECT_EQ(used.udp_max_flows, share);
+    EXPECT_EQ(used.max_connections, std::min<std::size_t>(10000, share));
+    given.max_connections = 0;
+    EXPECT_THROW(effective_options(given), Error);
+}
+
+TEST(FaultProxyOptionsTest, ARelayWithTheLongestTimeoutsRelays) {
+    // Each of these feeds a deadline (now + timeout): none may overflow.
+    Socket upstream = create_server("127.0.0.1", "0");
+    upstream.set_timeout(kGuard);
+    FaultProxyOptions options;
+    options.connect_timeout = Duration::max();
+    options.idle_timeout = Duration::max();
+    options.udp_idle = Duration::max();
+    FaultProxyThread proxy(options);
+    const ProxyState state = proxy.call([&](FaultProxy& f) {
+        return f.create({.name = "slow", .upstream = upstream.local_address().to_string()});
+    });
+    const auto colon = state.config.listen.rfind(':');
+    Socket client = create_connection(state.config.listen.substr(0, colon),
+                                      state.config.listen.substr(colon + 1), {.timeout = kGuard});
+    Socket server_side = std::move(upstream.accept()->socket);
+    server_side.set_timeout(kGuard);
+    client.send_all("ping");
+    EXPECT_EQ(server_side.recv_exact(4), "ping");
 }
 
 TEST(FaultProxyUdp, DuplicateAddedAtRunTimeDoublesTheEchoes) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <string>
@@ -77,6 +78,70 @@ TEST(Toxic, ValuesOutOfRangeAreRejectedWithTheRange) {
     }
     EXPECT_THROW(make_toxic("bandwidth", Direction::down, {{"rate", 1e-20}}), ToxicError);
     EXPECT_NO_THROW(make_toxic("bandwidth", Direction::down, {{"rate", 0}}));  // no limit
+}
+
+/// The one-line message of the ToxicError `fn` throws, or "" if it throws none.
+template <class F>
+std::string toxic_error(F fn) {
+    try {
+        fn();
+    } catch (const ToxicError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(Toxic, HugeAndTinyNumbersAreRefusedNamingTheAttributeAndItsRange) {
+    const auto parse = [](const char* text) { return toxic_error([&] { parse_toxic(text); }); };
+    EXPECT_EQ(parse("bandwidth:up:rate=1e-20"),
+              "bandwidth rate must be 0 (no limit) or at least 0.001 KB/s");
+    EXPECT_EQ(parse("bandwidth:up:rate=1e300"),
+              "bandwidth rate must be between 0 and 1000000000 KB/s (got 1e+300)");
+    EXPECT_EQ(parse("latency:down:latency=1e300"),
+              "latency latency must be between 0 and 3600000 ms (got 1e+300)");
+    EXPECT_EQ(parse("latency:down:latency=10,jitter=1e300"),
+              "latency jitter must be between 0 and 3600000 ms (got 1e+300)");
+    EXPECT_EQ(parse("latency:down:latency=-1e-300"),
+              "latency latency must be between 0 and 3600000 ms (got -1e-300)");
+    EXPECT_EQ(parse("slicer:up:average_size=10,delay=1e300"),
+              "slicer delay must be between 0 and 3600000000 us (got 1e+300)");
+    EXPECT_EQ(parse("slicer:up:average_size=1e300"),
+              "slicer average_size must be between 1 and 1000000000000000 bytes (got 1e+300)");
+    EXPECT_EQ(parse("limit_data:up:bytes=1e16"),
+              "limit_data bytes must be between 0 and 1000000000000000 bytes (got 1e+16)");
+    EXPECT_EQ(parse("timeout:up:timeout=1e300"),
+              "timeout timeout must be between 0 and 3600000 ms (got 1e+300)");
+    EXPECT_EQ(parse("reorder:up:probability=0.5,hold=0"),
+              "reorder hold must be above 0 and at most 3600000 ms (got 0)");
+    EXPECT_EQ(parse("latency:down:latency=1e400"), "latency=1e400: not a number");
+    EXPECT_EQ(parse("latency:down:latency=inf"), "latency=inf: not a number");
+    EXPECT_EQ(parse("latency:down:latency=nan"), "latency=nan: not a number");
+    EXPECT_EQ(parse("loss:up:probability=1e-300"), "");  // tiny, and in range
+}
+
+TEST(Toxic, NotANumberIsRefusedFromAProgramToo) {
+    const double nan = std::nan("");
+    EXPECT_NE(toxic_error([&] { make_toxic("latency", Direction::down, {{"latency", nan}}); }), "");
+    EXPECT_EQ(toxic_error([&] {
+                  make_toxic("latency", Direction::down, {{"latency", 1}, {"toxicity", nan}});
+              }),
+              "toxicity must be between 0 and 1 (got nan)");
+    EXPECT_EQ(toxic_error([&] {
+                  make_toxic("duplicate", Direction::up, {{"probability", nan}});
+              }),
+              "duplicate probability must be between 0 and 1 (got nan)");
+}
+
+TEST(Toxic, AValueChangedAfterTheCheckIsRefusedByTheModels) {
+    Toxic spec = make_toxic("latency", Direction::down, {{"latency", 5}});
+    Rng rng(1);
+    ManualScheduler scheduler;
+    UdpEffects effects;
+    for (const double bad : {1e300, -1.0, std::nan("")}) {
+        spec.attributes["latency"] = bad;
+        EXPECT_THROW(make_tcp_toxic(spec, rng), ToxicError) << bad;
+        EXPECT_THROW(make_udp_toxic(spec, rng, scheduler, effects), ToxicError) << bad;
+    }
 }
 
 TEST(Toxic, DirectionsTakeToxiproxysNamesInAnyCase) {
@@ -214,6 +279,29 @@ TEST(TcpModels, LatencyWithJitterNeverReordersPieces) {
         EXPECT_GE(pieces[0].at, start + std::chrono::milliseconds(i));
         last = pieces[0].at;
     }
+}
+
+TEST(TcpModels, TheSlowestBandwidthAndTheLongestDelaysScheduleWithoutOverflow) {
+    Rng rng(1);
+    const auto start = Clock::now();
+    // 0.001 KB/s is one byte a second: slices of one byte, a second apart.
+    auto slowest = make_tcp_toxic(make_toxic("bandwidth", Direction::up, {{"rate", 0.001}}), rng);
+    std::vector<Piece> pieces{{Piece::Kind::data, "abc", start}};
+    slowest->apply(pieces);
+    ASSERT_EQ(pieces.size(), 3u);
+    for (std::size_t i = 0; i < pieces.size(); ++i)
+        EXPECT_EQ(pieces[i].at - start, std::chrono::seconds(i + 1));
+    // The longest latency and slicer delay: an hour, exactly.
+    auto hour = make_tcp_toxic(make_toxic("latency", Direction::up, {{"latency", 3'600'000}}), rng);
+    std::vector<Piece> late{{Piece::Kind::data, "x", start}};
+    hour->apply(late);
+    EXPECT_EQ(late[0].at - start, std::chrono::hours(1));
+    auto slicer = make_tcp_toxic(
+        make_toxic("slicer", Direction::up, {{"average_size", 1}, {"delay", 3.6e9}}), rng);
+    std::vector<Piece> sliced{{Piece::Kind::data, "xy", start}};
+    slicer->apply(sliced);
+    ASSERT_EQ(sliced.size(), 2u);
+    EXPECT_EQ(sliced[1].at - sliced[0].at, std::chrono::hours(1));
 }
 
 TEST(TcpModels, LimitDataPassesExactlyItsBytesThenCloses) {
