@@ -17,9 +17,10 @@ constexpr std::uint64_t kHalf = kLinear / 2;          // 128
 
 std::size_t Histogram::index(std::uint64_t value) noexcept {
     if (value < kLinear) return static_cast<std::size_t>(value);
-    const int shift = std::bit_width(value) - kLinearBits;  // >= 1
-    const std::uint64_t sub = value >> shift;               // in [128, 256)
-    return static_cast<std::size_t>(kLinear + (shift - 1) * kHalf + (sub - kHalf));
+    const int shift = static_cast<int>(std::bit_width(value)) - kLinearBits;  // >= 1
+    const std::uint64_t sub = value >> shift;                                 // in [128, 256)
+    return static_cast<std::size_t>(kLinear + static_cast<std::uint64_t>(shift - 1) * kHalf +
+                                    (sub - kHalf));
 }
 
 std::uint64_t Histogram::highest_in(std::size_t index) noexcept {

@@ -241,7 +241,9 @@ TEST_P(EventLoopTest, OnSignalRefusesANumberThatIsNoSignal) {
 
 INSTANTIATE_TEST_SUITE_P(EveryBackend, EventLoopTest,
                          ::testing::Values(Backend::select, Backend::poll, Backend::epoll),
-                         [](const auto& info) { return std::string(backend_name(info.param)); });
+                         [](const auto& param_info) {
+                             return std::string(backend_name(param_info.param));
+                         });
 
 }  // namespace
 }  // namespace ferry::test

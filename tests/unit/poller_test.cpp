@@ -130,7 +130,9 @@ TEST_P(PollerTest, APendingErrorWakesTheConsumerAndTheNextCallReturnsIt) {
 
 INSTANTIATE_TEST_SUITE_P(EveryBackend, PollerTest,
                          ::testing::Values(Backend::select, Backend::poll, Backend::epoll),
-                         [](const auto& info) { return std::string(backend_name(info.param)); });
+                         [](const auto& param_info) {
+                             return std::string(backend_name(param_info.param));
+                         });
 
 class SelectLimitTest : public FdLeakCheck {};
 

@@ -154,8 +154,8 @@ TEST_P(SeqpacketServerTest, AMessageOverTheMaximumDropsTheClientAndSaysWhy) {
 INSTANTIATE_TEST_SUITE_P(InProcessModels, SeqpacketServerTest,
                          ::testing::Values(Model::iterative, Model::thread, Model::pool,
                                            Model::select, Model::poll, Model::epoll, Model::uring),
-                         [](const ::testing::TestParamInfo<Model>& info) {
-                             return std::string(model_name(info.param));
+                         [](const ::testing::TestParamInfo<Model>& param_info) {
+                             return std::string(model_name(param_info.param));
                          });
 
 TEST_F(StreamServerTest, SeqpacketOnAnIpAddressIsRefused) {

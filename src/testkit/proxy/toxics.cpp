@@ -142,8 +142,8 @@ Toxic make_toxic(std::string_view type_name, Direction direction,
         name.empty() ? fmt::format("{}_{}", type.name, direction_name(direction)) : std::move(name);
     spec.tcp = type.tcp;
     spec.udp = type.udp;
-    for (const auto& [name, value] : given) {
-        if (name == "toxicity") {
+    for (const auto& [attribute, value] : given) {
+        if (attribute == "toxicity") {
             if (std::isnan(value) || value < 0 || value > 1)
                 throw ToxicError(
                     fmt::format("toxicity must be between 0 and 1 (got {})", number_text(value)));
@@ -151,19 +151,19 @@ Toxic make_toxic(std::string_view type_name, Direction direction,
             continue;
         }
         const auto key = std::find_if(type.keys.begin(), type.keys.end(),
-                                      [&n = name](const Key& k) { return n == k.name; });
+                                      [&n = attribute](const Key& k) { return n == k.name; });
         if (key == type.keys.end()) {
             if (rules.ignore_unknown) continue;
             std::string keys;
             for (const Key& k : type.keys)
                 keys += std::string(k.name) + ", ";
-            throw ToxicError(fmt::format("unknown key '{}' for {} (its keys: {}toxicity)", name,
-                                         type.name, keys));
+            throw ToxicError(fmt::format("unknown key '{}' for {} (its keys: {}toxicity)",
+                                         attribute, type.name, keys));
         }
-        if (spec.attributes.count(name) != 0)
-            throw ToxicError(fmt::format("{} is given twice", name));
+        if (spec.attributes.count(attribute) != 0)
+            throw ToxicError(fmt::format("{} is given twice", attribute));
         check_value(type, *key, value);
-        spec.attributes[name] = value;
+        spec.attributes[attribute] = value;
     }
     for (const Key& k : type.keys) {
         if (spec.has(k.name)) continue;
