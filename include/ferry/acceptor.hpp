@@ -79,6 +79,8 @@ struct AcceptorOptions {
 /// Thread-safety: none; one thread accepts (the owner serialises calls).
 class Acceptor {
   public:
+    /// An acceptor for `listener` (listening already, not owned: it must
+    /// outlive the acceptor); opens the spare descriptor.
     explicit Acceptor(const Socket& listener, AcceptorOptions options = {});
     /// Reports a count of refusals still waiting for its period, so that none
     /// goes unsaid (on_warning must still be callable then).
@@ -154,8 +156,11 @@ class Acceptor {
 /// Thread-safety: none; everything on the loop's thread.
 class LoopAcceptor {
   public:
+    /// Called with each connection accepted, on the loop's thread.
     using OnConnection = std::function<void(Accepted)>;
 
+    /// Watches `listener` (made non-blocking) on `loop` and hands every
+    /// connection to `on_connection`; neither is owned.
     LoopAcceptor(EventLoop& loop, Socket& listener, OnConnection on_connection,
                  AcceptorOptions options = {});
     ~LoopAcceptor();
@@ -168,6 +173,7 @@ class LoopAcceptor {
     /// listener may be closed afterwards).
     void stop();
 
+    /// The Acceptor underneath: its counters and state.
     [[nodiscard]] const Acceptor& acceptor() const noexcept { return acceptor_; }
 
   private:

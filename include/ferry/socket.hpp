@@ -149,6 +149,7 @@ class Socket {
     /// timeout passed, the accept4(2) error otherwise (EMFILE, ECONNABORTED...).
     /// `ec` is cleared on success. accept(ec) is accept(0, ec).
     std::optional<Accepted> accept(int flags, std::error_code& ec) noexcept;
+    /// accept(0, ec): accept() without exceptions and without flags.
     std::optional<Accepted> accept(std::error_code& ec) noexcept;
     /// connect(2); with a timeout, a non-blocking connect bounded by it. Returns
     /// false only in non-blocking mode, while the connection is in progress

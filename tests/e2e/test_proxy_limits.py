@@ -54,7 +54,8 @@ class LimitsCase(TestCase):
             args = ['sh', '-c', 'ulimit -n %d && exec "$0" "$@"' % limit] + args
         proc = self.spawn(args)
         self.addCleanup(self.check_clean_exit, proc)
-        return proc, server_port(proc)
+        # With --json, standard output is the JSON alone: Listening goes to stderr.
+        return proc, server_port(proc, stderr='--json' in argv)
 
     def check_clean_exit(self, proc):
         if proc.returncode is None:
@@ -190,8 +191,8 @@ class Options(TestCase):
             (['--max-connections', '0'], '--max-connections'),
             (['--udp-max-flows', '0'], '--udp-max-flows'),
             (['--idle-timeout', '-1'], '--idle-timeout'),
-            (['--toxic', 'latency:down:latency=1e300'], 'latency latency must be between 0 and'),
-            (['--toxic', 'bandwidth:up:rate=1e-20'], 'bandwidth rate must be 0'),
+            (['--toxic', 'latency:down:latency=1e300'], 'latency toxic: latency must be between 0 and'),
+            (['--toxic', 'bandwidth:up:rate=1e-20'], 'bandwidth toxic: rate must be 0'),
             (['--toxic', 'latency:down:latency=10,jitter=nan'], 'jitter=nan: not a number'),
             (['--toxic', 'slicer:up:average_size=1e400'], 'not a number'),
         ]

@@ -178,9 +178,9 @@ Toxic make_toxic(std::string_view type_name, Direction direction,
         if (k.need == Need::defaulted) spec.attributes[k.name] = k.fallback;
     }
     if (spec.type == "bandwidth" && spec.get("rate") > 0 && spec.get("rate") < 0.001)
-        throw ToxicError("bandwidth rate must be 0 (no limit) or at least 0.001 KB/s");
+        throw ToxicError("bandwidth toxic: rate must be 0 (no limit) or at least 0.001 KB/s");
     if (spec.type == "slicer" && spec.get("size_variation") >= spec.get("average_size"))
-        throw ToxicError("slicer size_variation must be smaller than average_size");
+        throw ToxicError("slicer toxic: size_variation must be smaller than average_size");
     if (spec.type == "loss") {
         const bool simple = spec.has("probability");
         const bool burst = spec.has("p") || spec.has("r") || spec.has("good") || spec.has("bad");

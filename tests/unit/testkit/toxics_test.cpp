@@ -94,25 +94,25 @@ std::string toxic_error(F fn) {
 TEST(Toxic, HugeAndTinyNumbersAreRefusedNamingTheAttributeAndItsRange) {
     const auto parse = [](const char* text) { return toxic_error([&] { parse_toxic(text); }); };
     EXPECT_EQ(parse("bandwidth:up:rate=1e-20"),
-              "bandwidth rate must be 0 (no limit) or at least 0.001 KB/s");
+              "bandwidth toxic: rate must be 0 (no limit) or at least 0.001 KB/s");
     EXPECT_EQ(parse("bandwidth:up:rate=1e300"),
-              "bandwidth rate must be between 0 and 1000000000 KB/s (got 1e+300)");
+              "bandwidth toxic: rate must be between 0 and 1000000000 KB/s (got 1e+300)");
     EXPECT_EQ(parse("latency:down:latency=1e300"),
-              "latency latency must be between 0 and 3600000 ms (got 1e+300)");
+              "latency toxic: latency must be between 0 and 3600000 ms (got 1e+300)");
     EXPECT_EQ(parse("latency:down:latency=10,jitter=1e300"),
-              "latency jitter must be between 0 and 3600000 ms (got 1e+300)");
+              "latency toxic: jitter must be between 0 and 3600000 ms (got 1e+300)");
     EXPECT_EQ(parse("latency:down:latency=-1e-300"),
-              "latency latency must be between 0 and 3600000 ms (got -1e-300)");
+              "latency toxic: latency must be between 0 and 3600000 ms (got -1e-300)");
     EXPECT_EQ(parse("slicer:up:average_size=10,delay=1e300"),
-              "slicer delay must be between 0 and 3600000000 us (got 1e+300)");
+              "slicer toxic: delay must be between 0 and 3600000000 us (got 1e+300)");
     EXPECT_EQ(parse("slicer:up:average_size=1e300"),
-              "slicer average_size must be between 1 and 1000000000000000 bytes (got 1e+300)");
+              "slicer toxic: average_size must be between 1 and 1000000000000000 bytes (got 1e+300)");
     EXPECT_EQ(parse("limit_data:up:bytes=1e16"),
-              "limit_data bytes must be between 0 and 1000000000000000 bytes (got 1e+16)");
+              "limit_data toxic: bytes must be between 0 and 1000000000000000 bytes (got 1e+16)");
     EXPECT_EQ(parse("timeout:up:timeout=1e300"),
-              "timeout timeout must be between 0 and 3600000 ms (got 1e+300)");
+              "timeout toxic: timeout must be between 0 and 3600000 ms (got 1e+300)");
     EXPECT_EQ(parse("reorder:up:probability=0.5,hold=0"),
-              "reorder hold must be above 0 and at most 3600000 ms (got 0)");
+              "reorder toxic: hold must be above 0 and at most 3600000 ms (got 0)");
     EXPECT_EQ(parse("latency:down:latency=1e400"), "latency=1e400: not a number");
     EXPECT_EQ(parse("latency:down:latency=inf"), "latency=inf: not a number");
     EXPECT_EQ(parse("latency:down:latency=nan"), "latency=nan: not a number");
@@ -129,7 +129,7 @@ TEST(Toxic, NotANumberIsRefusedFromAProgramToo) {
     EXPECT_EQ(toxic_error([&] {
                   make_toxic("duplicate", Direction::up, {{"probability", nan}});
               }),
-              "duplicate probability must be between 0 and 1 (got nan)");
+              "duplicate toxic: probability must be between 0 and 1 (got nan)");
 }
 
 TEST(Toxic, AValueChangedAfterTheCheckIsRefusedByTheModels) {
