@@ -190,7 +190,7 @@ ApiServer::ApiServer(FaultProxy& proxy, const Address& address, std::string vers
     http_->set_keep_alive_timeout(1);  // so that stop() does not wait long for idle clients
     // An idle client holds a worker thread (and stop()) at most this long.
     http_->set_read_timeout(std::chrono::seconds(2));
-    routes();
+    add_api_routes(*http_, proxy_, version_);
 }
 
 ApiServer::~ApiServer() {
@@ -216,10 +216,8 @@ void ApiServer::stop() {
     thread_.join();
 }
 
-void ApiServer::routes() {
-    httplib::Server& s = *http_;
-    FaultProxy& p = proxy_;
-    EventLoop& loop = loop_;
+void add_api_routes(httplib::Server& s, FaultProxy& p, const std::string& version) {
+    EventLoop& loop = p.loop();
     // A web page must not drive the proxy from a browser (Toxiproxy refuses these too).
     s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
         if (req.get_header_value("User-Agent").rfind("Mozilla/", 0) == 0) {
@@ -241,8 +239,8 @@ void ApiServer::routes() {
         if (res.status == 413) answer_error(res, 413, "request body too large");
     });
 
-    s.Get("/version", [this](const httplib::Request&, httplib::Response& res) {
-        res.set_content(fmt::format("{{\"version\": \"{}\"}}\n", version_),
+    s.Get("/version", [version](const httplib::Request&, httplib::Response& res) {
+        res.set_content(fmt::format("{{\"version\": \"{}\"}}\n", version),
                         "application/json;charset=utf-8");
     });
 
