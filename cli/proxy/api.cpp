@@ -22,9 +22,15 @@ using testkit::ProxyError;
 constexpr std::size_t kMaxBody = 1 << 20;  // a populate of thousands of proxies fits
 constexpr const char* kJson = "application/json";
 
+/// JSON text even when a string holds bytes that are not UTF-8 (an error quoting a bad
+/// body, a name from a request's path): those become U+FFFD instead of an exception.
+std::string json_text(const Json& body) {
+    return body.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 void answer_json(httplib::Response& res, int status, const Json& body) {
     res.status = status;
-    res.set_content(body.dump(), kJson);
+    res.set_content(json_text(body), kJson);
 }
 
 /// Toxiproxy's error body; like Toxiproxy (Go's http.Error), as text/plain with a newline.
@@ -33,7 +39,7 @@ void answer_error(httplib::Response& res, int status, const std::string& message
     body["error"] = message;
     body["status"] = status;
     res.status = status;
-    res.set_content(body.dump() + "\n", "text/plain; charset=utf-8");
+    res.set_content(json_text(body) + "\n", "text/plain; charset=utf-8");
 }
 
 int status_of(const ProxyError& e) {
