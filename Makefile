@@ -1,10 +1,10 @@
 # ferry: `make demo` and `make test` do all the set-up on a fresh Debian machine.
-.PHONY: all deps bench-deps docs-deps build test tsan demo bench docs install format clean
+.PHONY: all deps bench-deps docs-deps build test tsan fuzz demo bench docs install format clean
 
 # Debian packages the build and the tests need; installed only when missing.
 PACKAGES := cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev libgtest-dev \
             nlohmann-json3-dev liburing-dev libcpp-httplib-dev python3 iproute2 procps \
-            iputils-ping nftables groff-base
+            iputils-ping nftables groff-base clang-14 libclang-rt-14-dev
 NODE := yes
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS := $(shell nproc)
@@ -52,6 +52,7 @@ test: deps docs-deps
 	cmake --build build-test -j $(JOBS)
 	cd build-test && ctest --output-on-failure -j $(JOBS) --timeout 300
 	$(MAKE) --no-print-directory tsan
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 
 # ThreadSanitizer (its own build: it excludes ASan) over the code that runs on
 # several threads: the event loop and run_loops, the in-process servers, and the
@@ -69,6 +70,17 @@ tsan: deps
 	    -R '$(TSAN_UNIT)'
 	cd tests/e2e && $(TSAN_ENV) FERRY_BIN=$(CURDIR)/build-tsan/ferry PYTHONDONTWRITEBYTECODE=1 \
 	    python3 -m unittest $(TSAN_E2E)
+
+# The libFuzzer harnesses (tests/fuzz, clang's libFuzzer with ASan + UBSan, a build
+# directory of their own), each run FUZZ_SECONDS on its seed corpus, $(JOBS) at a time.
+# New inputs go to a temporary directory, never into the tree.
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DFERRY_FUZZ=ON -DFERRY_BUILD_TESTS=OFF -DFERRY_WERROR=OFF \
+	  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g"
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	python3 tests/fuzz/run_fuzzers.py --build build-fuzz --seconds $(FUZZ_SECONDS) --jobs $(JOBS)
 
 # The main job: every classic program's server and client over loopback.
 demo: build
@@ -97,4 +109,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.c')
 
 clean:
-	rm -rf build build-test build-tsan
+	rm -rf build build-test build-tsan build-fuzz

@@ -14,6 +14,25 @@
 #include "ferry/error.hpp"
 
 namespace ferry {
+namespace {
+
+/// Text for an error message, a NUL byte shown as \0.
+std::string printable(std::string_view text) {
+    std::string out;
+    for (const char c : text)
+        out += c == '\0' ? std::string("\\0") : std::string(1, c);
+    return out;
+}
+
+std::string quoted(std::string_view text) {
+    return "'" + printable(text) + "'";
+}
+
+bool has_nul(std::string_view text) {
+    return text.find('\0') != std::string_view::npos;
+}
+
+}  // namespace
 
 Address::Address() noexcept : storage_{}, len_(sizeof(sockaddr_storage)) {
     storage_.ss_family = AF_UNSPEC;
@@ -21,7 +40,7 @@ Address::Address() noexcept : storage_{}, len_(sizeof(sockaddr_storage)) {
 
 Address::Address(const sockaddr* addr, socklen_t len) : storage_{}, len_(len) {
     if (len > sizeof storage_) throw_errno(EINVAL, "address of " + std::to_string(len) + " bytes");
-    std::memcpy(&storage_, addr, len);
+    if (len > 0) std::memcpy(&storage_, addr, len);  // memcpy from null is undefined, even of 0
 }
 
 Address Address::ip(std::string_view numeric_host, std::uint16_t port) {
@@ -29,16 +48,18 @@ Address Address::ip(std::string_view numeric_host, std::uint16_t port) {
     Address a;
     auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage_);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage_);
-    if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    // inet_pton reads only up to a NUL: "127.0.0.1\0junk" is no address.
+    const bool whole = !has_nul(host);
+    if (whole && ::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons(port);
         a.len_ = sizeof(sockaddr_in);
-    } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    } else if (whole && ::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons(port);
         a.len_ = sizeof(sockaddr_in6);
     } else {
-        throw_errno(EINVAL, "numeric address '" + host + "'");
+        throw_errno(EINVAL, "numeric address " + quoted(host));
     }
     return a;
 }
@@ -46,12 +67,20 @@ Address Address::ip(std::string_view numeric_host, std::uint16_t port) {
 Address Address::unix_path(std::string_view path) {
     Address a;
     auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
-    if (path.empty() || path.size() >= sizeof un->sun_path)
-        throw_errno(ENAMETOOLONG, "unix socket path '" + std::string(path) + "'");
+    const bool abstract = !path.empty() && path.front() == '@';
+    // A path needs room for its terminating NUL; an abstract name ('@' standing for
+    // its leading NUL) has none and may fill sun_path.
+    const std::size_t room = abstract ? sizeof un->sun_path : sizeof un->sun_path - 1;
+    if (path.empty() || path.size() > room)
+        throw_errno(ENAMETOOLONG, "unix socket path " + quoted(path));
+    // The kernel reads a path up to its first NUL, and a leading NUL would make it an
+    // abstract name: neither is the path asked for. An abstract name is bytes, NULs included.
+    if (!abstract && has_nul(path))
+        throw_errno(EINVAL, "unix socket path " + quoted(path) + " contains a NUL byte");
     un->sun_family = AF_UNIX;
     std::memcpy(un->sun_path, path.data(), path.size());
     // An abstract address is exactly as long as its name: no terminating NUL counts.
-    if (path.front() == '@') {
+    if (abstract) {
         un->sun_path[0] = '\0';
         a.len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
     } else {
@@ -134,8 +163,9 @@ bool operator==(const Address& a, const Address& b) noexcept {
 }
 
 std::uint16_t parse_port(std::string_view text, std::string_view protocol) {
-    const std::string context = "port '" + std::string(text) + "'";
-    if (text.empty()) throw Error(make_error_code(Errc::bad_port), context);
+    const std::string context = "port " + quoted(text);
+    // getservbyname would read a name only up to a NUL: "http\0x" is no service.
+    if (text.empty() || has_nul(text)) throw Error(make_error_code(Errc::bad_port), context);
     if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         unsigned long value = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -173,10 +203,12 @@ std::vector<Resolved> resolve(std::string_view host, std::string_view service,
     want.ai_flags = AI_NUMERICSERV | (hints.passive ? AI_PASSIVE : 0) |
                     (hints.canonical_name ? AI_CANONNAME : 0);
 
+    const std::string context = "resolve " + (node.empty() ? std::string("\"\"") : printable(node));
+    // getaddrinfo would look up only what comes before a NUL: such a name does not exist.
+    if (has_nul(node)) throw Error(std::error_code(EAI_NONAME, resolver_category()), context);
     addrinfo* list = nullptr;
     const int rc =
         ::getaddrinfo(node.empty() ? nullptr : node.c_str(), port_text.c_str(), &want, &list);
-    const std::string context = "resolve " + (node.empty() ? std::string("\"\"") : node);
     if (rc == EAI_SYSTEM) throw_errno(context);
     if (rc != 0) throw Error(std::error_code(rc, resolver_category()), context);
     std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owner(list, &::freeaddrinfo);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "ferry/byte_order.hpp"
 #include "ferry/error.hpp"
@@ -34,6 +35,11 @@ void FrameDecoder::too_large(std::size_t size) const {
         "frame of " + std::to_string(size) + "+ bytes (maximum " + std::to_string(max_size_) + ")");
 }
 
+FixedLengthDecoder::FixedLengthDecoder(std::size_t size) : FrameDecoder(size) {
+    if (size == 0)
+        throw std::invalid_argument("fixed-length framing needs a message size of at least 1 byte");
+}
+
 std::optional<std::string> FixedLengthDecoder::next() {
     if (buffered() < max_size()) return std::nullopt;
     return take(max_size());
@@ -54,7 +60,10 @@ std::optional<std::string> DelimiterDecoder::next() {
     const std::size_t at = data.find(delimiter_, from);
     if (at == std::string_view::npos) {
         searched_ = data.size();
-        if (data.size() > max_size() + delimiter_.size() - 1) too_large(data.size());
+        // All but a delimiter's first bytes (which may have arrived) belong to the
+        // message; counted without adding to max_size(), which may be SIZE_MAX.
+        const std::size_t partial_delimiter = std::min(data.size(), delimiter_.size() - 1);
+        if (data.size() - partial_delimiter > max_size()) too_large(data.size());
         return std::nullopt;
     }
     if (at > max_size()) too_large(at);

@@ -63,6 +63,19 @@ std::string with_request_id(std::uint32_t id, std::string_view payload) {
     return wire;
 }
 
+std::uint32_t request_id(std::uint32_t sequence, unsigned attempt) noexcept {
+    return ((sequence & kSequenceMask) << 8) | (attempt & 0xFF);
+}
+
+std::optional<MatchedReply> match_reply(std::string_view reply, std::uint32_t sequence,
+                                        std::size_t tries_sent) noexcept {
+    const auto split = split_request_id(reply);
+    if (!split || (split->first >> 8) != (sequence & kSequenceMask)) return std::nullopt;
+    const unsigned attempt = split->first & 0xFF;
+    if (attempt == 0 || attempt > tries_sent) return std::nullopt;
+    return MatchedReply{attempt, split->second};
+}
+
 ReliableUdpClient::ReliableUdpClient(Socket socket, Address server, RetryPolicy policy)
     : socket_(std::move(socket)),
       server_(std::move(server)),
@@ -97,7 +110,7 @@ std::string ReliableUdpClient::request(std::string_view payload,
     Duration wait = first_wait();
 
     for (unsigned attempt = 1;; ++attempt) {
-        const std::uint32_t id = (sequence_ << 8) | (attempt & 0xFF);
+        const std::uint32_t id = request_id(sequence_, attempt);
         const std::string wire = policy_.request_ids ? with_request_id(id, payload) : std::string();
         const std::string_view datagram = policy_.request_ids ? std::string_view(wire) : payload;
         Duration this_wait = jittered(wait);
@@ -122,15 +135,13 @@ std::string ReliableUdpClient::request(std::string_view payload,
             }
             std::string_view reply(buffer.data(), got->size);
             if (policy_.request_ids) {
-                const auto split = split_request_id(reply);
-                const unsigned answered = split ? (split->first & 0xFF) : 0;
-                if (!split || (split->first >> 8) != sequence_ || answered == 0 ||
-                    answered > sent_at.size()) {
+                const auto answer = match_reply(reply, sequence_, sent_at.size());
+                if (!answer) {
                     ++discarded_;
                     continue;
                 }
-                rtt_.sample(arrived - sent_at[answered - 1]);
-                return std::string(split->second);
+                rtt_.sample(arrived - sent_at[answer->attempt - 1]);
+                return std::string(answer->payload);
             }
             if (attempt == 1) rtt_.sample(arrived - sent_at.front());
             return std::string(reply);

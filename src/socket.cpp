@@ -238,8 +238,9 @@ unsigned MulticastInterface::index() const {
             return index_;
         case Kind::name:
             // if_nametoindex sets ENODEV itself; a name longer than IFNAMSIZ is
-            // no interface either, whatever errno the lookup left.
-            index = ::if_nametoindex(name_.c_str());
+            // no interface either, whatever errno the lookup left. It would read
+            // a name only up to a NUL: "lo\0x" is no interface, not "lo".
+            if (name_.find('\0') == std::string::npos) index = ::if_nametoindex(name_.c_str());
             if (index == 0) throw_errno(ENODEV, "interface " + name_);
             return index;
         case Kind::address:

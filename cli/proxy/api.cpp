@@ -26,9 +26,15 @@ using testkit::ProxyError;
 constexpr std::size_t kMaxBody = 1 << 20;  // a populate of thousands of proxies fits
 constexpr const char* kJson = "application/json";
 
+/// JSON text even when a string holds bytes that are not UTF-8 (an error quoting a bad
+/// body, a name from a request's path): those become U+FFFD instead of an exception.
+std::string json_text(const Json& body) {
+    return body.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 void answer_json(httplib::Response& res, int status, const Json& body) {
     res.status = status;
-    res.set_content(body.dump(), kJson);
+    res.set_content(json_text(body), kJson);
 }
 
 /// Toxiproxy's error body; like Toxiproxy (Go's http.Error), as text/plain with a newline.
@@ -37,7 +43,7 @@ void answer_error(httplib::Response& res, int status, const std::string& message
     body["error"] = message;
     body["status"] = status;
     res.status = status;
-    res.set_content(body.dump() + "\n", "text/plain; charset=utf-8");
+    res.set_content(json_text(body) + "\n", "text/plain; charset=utf-8");
 }
 
 int status_of(const ProxyError& e) {
@@ -223,7 +229,7 @@ ApiServer::ApiServer(FaultProxy& proxy, const Address& address, std::string vers
     http_->set_keep_alive_timeout(1);  // so that stop() does not wait long for idle clients
     // An idle client holds a worker thread (and stop()) at most this long.
     http_->set_read_timeout(std::chrono::seconds(2));
-    routes();
+    add_api_routes(*http_, proxy_, version_);
 }
 
 ApiServer::~ApiServer() {
@@ -253,10 +259,8 @@ void ApiServer::stop() {
     thread_.join();
 }
 
-void ApiServer::routes() {
-    httplib::Server& s = *http_;
-    FaultProxy& p = proxy_;
-    EventLoop& loop = loop_;
+void add_api_routes(httplib::Server& s, FaultProxy& p, const std::string& version) {
+    EventLoop& loop = p.loop();
     // A web page must not drive the proxy from a browser (Toxiproxy refuses these too).
     s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
         if (req.get_header_value("User-Agent").rfind("Mozilla/", 0) == 0) {
@@ -278,8 +282,8 @@ void ApiServer::routes() {
         if (res.status == 413) answer_error(res, 413, "request body too large");
     });
 
-    s.Get("/version", [this](const httplib::Request&, httplib::Response& res) {
-        res.set_content(fmt::format("{{\"version\": \"{}\"}}\n", version_),
+    s.Get("/version", [version](const httplib::Request&, httplib::Response& res) {
+        res.set_content(fmt::format("{{\"version\": \"{}\"}}\n", version),
                         "application/json;charset=utf-8");
     });
 

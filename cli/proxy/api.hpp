@@ -41,8 +41,6 @@ class ApiServer {
     void stop();
 
   private:
-    void routes();
-
     testkit::FaultProxy& proxy_;
     EventLoop& loop_;
     std::string version_;
@@ -51,5 +49,12 @@ class ApiServer {
     std::thread thread_;
     std::atomic<bool> finished_{false};
 };
+
+/// Registers the API's endpoints on `server` (what ApiServer serves; a test can drive them
+/// without a socket). Requests that read or change proxies run on `proxy`'s loop thread
+/// (call_on_loop), so that loop must be running on a thread of its own. GET /version
+/// answers `version`.
+void add_api_routes(httplib::Server& server, testkit::FaultProxy& proxy,
+                    const std::string& version);
 
 }  // namespace ferry::cli::proxy

@@ -18,13 +18,19 @@ class Address {
   public:
     /// An empty address (family AF_UNSPEC), filled by the calls that take a sockaddr*.
     Address() noexcept;
-    /// Copies `len` bytes of a sockaddr returned by the kernel.
+    /// Copies `len` bytes of a sockaddr returned by the kernel (none when `len`
+    /// is 0, and `addr` may then be null: an empty address, AF_UNSPEC). Throws
+    /// Error (EINVAL) when `len` exceeds sockaddr_storage.
     Address(const sockaddr* addr, socklen_t len);
 
     /// A numeric IPv4 or IPv6 address, no name lookup; throws Error (EINVAL)
-    /// naming the text when it is not a numeric address.
+    /// naming the text when it is not a numeric address (a NUL byte in it included).
     static Address ip(std::string_view numeric_host, std::uint16_t port);
     /// A Unix-domain address; a leading '@' selects the Linux abstract namespace.
+    /// Throws Error: ENAMETOOLONG when empty or longer than sun_path holds (107
+    /// bytes for a path, which needs its terminating NUL; 108 for '@' and an
+    /// abstract name, which has none); EINVAL for a NUL byte in a filesystem
+    /// path. An abstract name is bytes: it may hold NULs, and prints with them.
     static Address unix_path(std::string_view path);
 
     /// AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC when empty.
@@ -65,7 +71,8 @@ class Address {
 
 /// Parses a port: a number 0..65535 or a service name from the services
 /// database (`domain` -> 53, `http` -> 80), looked up for `protocol` ("tcp" or
-/// "udp"; empty means either). Throws Error(Errc::bad_port) naming the text.
+/// "udp"; empty means either). Throws Error(Errc::bad_port) naming the text
+/// (text with a NUL byte is no port, whatever comes before the NUL).
 std::uint16_t parse_port(std::string_view text, std::string_view protocol = {});
 
 /// What to ask getaddrinfo for. Zero means "any".
@@ -99,7 +106,7 @@ struct Resolved {
 /// loopback otherwise) or `<broadcast>` (255.255.255.255). `service`: a number or
 /// a service name; empty means port 0.
 /// Throws Error with resolver_category() (`resolve nosuch.invalid: Name or
-/// service not known`).
+/// service not known`; so does a host with a NUL byte, without a lookup).
 std::vector<Resolved> resolve(std::string_view host, std::string_view service,
                               const ResolveHints& hints = {});
 

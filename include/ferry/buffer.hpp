@@ -34,8 +34,12 @@ class Buffer {
     [[nodiscard]] std::size_t size() const noexcept { return write_ - read_; }
     /// Whether no byte is readable.
     [[nodiscard]] bool empty() const noexcept { return write_ == read_; }
-    /// The first readable byte; valid until the next call that changes the buffer.
-    [[nodiscard]] const char* data() const noexcept { return bytes_.data() + read_; }
+    /// The first readable byte. Never null: before the first allocation (and
+    /// after release()) it points at a static zero byte, since there is no
+    /// storage to add the prepend room to.
+    [[nodiscard]] const char* data() const noexcept {
+        return bytes_.empty() ? &kNoStorage : bytes_.data() + read_;
+    }
     /// The readable bytes; valid until the next call that changes the buffer.
     [[nodiscard]] std::string_view view() const noexcept { return {data(), size()}; }
 
@@ -62,6 +66,8 @@ class Buffer {
     IoResult write_to(int fd);
 
   private:
+    static constexpr char kNoStorage = '\0';
+
     void make_room(std::size_t n);
 
     std::vector<char> bytes_;

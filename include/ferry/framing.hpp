@@ -55,11 +55,12 @@ class FrameDecoder {
     std::size_t start_ = 0;  // consumed prefix, compacted lazily to keep take() O(message)
 };
 
-/// Every message is exactly `size` bytes.
+/// Every message is exactly `size` bytes. A size of 0 throws std::invalid_argument
+/// (empty messages would come out forever, without taking a byte).
 class FixedLengthDecoder final : public FrameDecoder {
   public:
-    /// Messages of exactly `size` bytes.
-    explicit FixedLengthDecoder(std::size_t size) : FrameDecoder(size) {}
+    /// Messages of exactly `size` bytes (at least 1).
+    explicit FixedLengthDecoder(std::size_t size);
     std::optional<std::string> next() override;
     [[nodiscard]] std::size_t wanted() const override;
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -131,5 +132,23 @@ std::optional<std::pair<std::uint32_t, std::string_view>> split_request_id(
     std::string_view datagram);
 /// `payload` with the 4-byte big-endian `id` in front: a request, or its reply.
 std::string with_request_id(std::uint32_t id, std::string_view payload);
+
+/// The ID of try `attempt` of request `sequence`: the sequence in the high 24
+/// bits, the try in the low 8 (each taken modulo its field's size).
+std::uint32_t request_id(std::uint32_t sequence, unsigned attempt) noexcept;
+
+/// A reply of the ID'd protocol that answers the current request.
+struct MatchedReply {
+    unsigned attempt;          ///< the try it answers, 1 for the first
+    std::string_view payload;  ///< what follows the ID
+};
+
+/// How ReliableUdpClient tells its answer from other datagrams: a reply
+/// answers request `sequence` (24 bits), of which `tries_sent` tries went
+/// out, when it starts with the ID of one of those tries. Nullopt for a
+/// datagram shorter than an ID, an ID of another request (a late reply), or
+/// of a try that was never sent (0, or past the last).
+std::optional<MatchedReply> match_reply(std::string_view reply, std::uint32_t sequence,
+                                        std::size_t tries_sent) noexcept;
 
 }  // namespace ferry

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include <string>
+#include <string_view>
 
 #include "ferry/error.hpp"
 #include "unit/fd_leak_check.hpp"
@@ -75,6 +76,39 @@ TEST_F(AddressTest, UnixPathTooLongOrEmptyIsRejected) {
     EXPECT_NO_THROW((void)Address::unix_path(std::string(sizeof(sockaddr_un::sun_path) - 1, 'x')));
 }
 
+// A filesystem path ends at its first NUL for the kernel, and one that starts
+// with NUL would be an abstract name printed as '@...': neither is what was asked.
+TEST_F(AddressTest, UnixPathWithANulByteIsRejected) {
+    using namespace std::string_view_literals;
+    for (const std::string_view path : {"\0name"sv, "dir/so\0ck"sv, "sock\0"sv}) {
+        try {
+            (void)Address::unix_path(path);
+            ADD_FAILURE() << "accepted a path of " << path.size() << " bytes with a NUL";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), std::errc::invalid_argument) << e.what();
+            EXPECT_NE(std::string(e.what()).find("NUL"), std::string::npos) << e.what();
+        }
+    }
+}
+
+// The abstract namespace is bytes, NULs included (unix(7)): they stay, and print as given.
+TEST_F(AddressTest, AbstractNameKeepsItsNulBytes) {
+    using namespace std::string_view_literals;
+    const Address a = Address::unix_path("@a\0b"sv);
+    EXPECT_EQ(a.host(), "@a\0b"sv);
+    EXPECT_EQ(a.size(), offsetof(sockaddr_un, sun_path) + 4);
+    EXPECT_EQ(Address::unix_path(a.host()), a);
+}
+
+// An abstract name has no terminating NUL: it may use all of sun_path after its leading NUL.
+TEST_F(AddressTest, AbstractNameMayFillSunPath) {
+    const std::size_t room = sizeof(sockaddr_un::sun_path);
+    const Address a = Address::unix_path("@" + std::string(room - 1, 'n'));
+    EXPECT_EQ(a.size(), offsetof(sockaddr_un, sun_path) + room);
+    EXPECT_EQ(a.host(), "@" + std::string(room - 1, 'n'));
+    EXPECT_THROW((void)Address::unix_path("@" + std::string(room, 'n')), Error);
+}
+
 TEST_F(AddressTest, IpRejectsGarbage) {
     for (const char* text : {"garbage", "", "256.1.1.1", "1.2.3", "localhost", "::1::2",
                              "127.0.0.1:80", "[::1]", " 127.0.0.1"}) {
@@ -85,6 +119,20 @@ TEST_F(AddressTest, IpRejectsGarbage) {
             EXPECT_EQ(e.code(), std::errc::invalid_argument) << text;
             EXPECT_NE(std::string(e.what()).find(std::string("'") + text + "'"), std::string::npos)
                 << e.what();
+        }
+    }
+}
+
+// inet_pton reads a C string: a NUL would cut "127.0.0.1\0junk" down to 127.0.0.1.
+TEST_F(AddressTest, IpRejectsTextWithANulByte) {
+    using namespace std::string_view_literals;
+    for (const std::string_view text : {"127.0.0.1\0junk"sv, "::1\0"sv, "\0::1"sv}) {
+        try {
+            (void)Address::ip(text, 80);
+            ADD_FAILURE() << "accepted a host of " << text.size() << " bytes with a NUL";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), std::errc::invalid_argument) << e.what();
+            EXPECT_NE(std::string(e.what()).find("\\0"), std::string::npos) << e.what();
         }
     }
 }
@@ -134,6 +182,16 @@ TEST_F(AddressTest, OversizedSockaddrIsRejected) {
     EXPECT_THROW(Address(reinterpret_cast<const sockaddr*>(&big), sizeof big + 1), Error);
 }
 
+// Found by the address fuzz harness: recvfrom() on an unnamed peer, or a caller with
+// nothing to copy, hands over a length of 0 (and maybe no buffer): memcpy from null is
+// undefined even for 0 bytes.
+TEST_F(AddressTest, SockaddrOfLengthZeroIsAnEmptyAddress) {
+    const Address a(nullptr, 0);
+    EXPECT_EQ(a.family(), AF_UNSPEC);
+    EXPECT_EQ(a.size(), 0U);
+    EXPECT_EQ(a.to_string(), "(no address)");
+}
+
 TEST_F(ParsePortTest, Numbers) {
     EXPECT_EQ(parse_port("0"), 0);
     EXPECT_EQ(parse_port("1060"), 1060);
@@ -171,6 +229,19 @@ TEST_F(ParsePortTest, UnknownServiceIsBadPort) {
 
 TEST_F(ParsePortTest, EmptyIsBadPort) {
     expect_bad_port("");
+}
+
+// getservbyname reads a C string: "http\0x" would be taken for http (80).
+TEST_F(ParsePortTest, ServiceNameWithANulByteIsBadPort) {
+    using namespace std::string_view_literals;
+    for (const std::string_view text : {"http\0x"sv, "http\0"sv, "80\0"sv}) {
+        try {
+            (void)parse_port(text);
+            ADD_FAILURE() << "accepted a port of " << text.size() << " bytes with a NUL";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), Errc::bad_port) << e.what();
+        }
+    }
 }
 
 TEST_F(ParsePortTest, SignsAndSpacesAreBadPort) {
@@ -245,6 +316,19 @@ TEST_F(ResolveTest, BroadcastIsAllOnes) {
     const auto results = resolve("<broadcast>", "1060", {.socktype = SOCK_DGRAM});
     ASSERT_EQ(results.size(), 1U);
     EXPECT_EQ(results[0].address.to_string(), "255.255.255.255:1060");
+}
+
+// getaddrinfo reads a C string: a host with a NUL would be looked up as its first part.
+TEST_F(ResolveTest, HostWithANulByteIsNoName) {
+    using namespace std::string_view_literals;
+    try {
+        (void)resolve("127.0.0.1\0.example"sv, "80");
+        FAIL() << "resolved a host with a NUL";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::error_code(EAI_NONAME, resolver_category())) << e.what();
+        EXPECT_NE(std::string(e.what()).find("127.0.0.1\\0.example"), std::string::npos)
+            << e.what();
+    }
 }
 
 TEST_F(ResolveTest, LocalhostFromTheHostsFile) {

@@ -20,6 +20,23 @@ TEST_F(BufferTest, AnIdleBufferHoldsNoMemory) {
     EXPECT_EQ(b.capacity(), 0u);
 }
 
+// data() before the first byte (and after release()) must not add the prepend
+// room to the null pointer of an empty vector (UBSan: "applying non-zero offset 8
+// to null pointer"): it points at a zero byte instead, which can even be read.
+TEST_F(BufferTest, AnEmptyBufferWithoutStoragePointsAtAZeroByte) {
+    Buffer b;
+    ASSERT_NE(b.data(), nullptr);
+    EXPECT_EQ(*b.data(), '\0');
+    EXPECT_EQ(b.view(), "");
+    b.append("x");
+    b.consume(1);
+    b.release();
+    EXPECT_EQ(b.capacity(), 0u);
+    ASSERT_NE(b.data(), nullptr);
+    EXPECT_EQ(*b.data(), '\0');
+    EXPECT_EQ(b.view(), "");
+}
+
 TEST_F(BufferTest, AppendConsumeKeepsOrder) {
     Buffer b;
     b.append("abc");

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,6 +144,30 @@ TEST_F(FramingTest, LongDelimiterFedOneByteAtATime) {
 
 TEST_F(FramingTest, EmptyDelimiterIsRejected) {
     EXPECT_THROW(DelimiterDecoder(10, ""), Error);
+}
+
+// A message of zero bytes would make next() yield empty messages forever.
+TEST_F(FramingTest, FixedLengthOfZeroIsRefused) {
+    try {
+        FixedLengthDecoder decoder(0);
+        FAIL() << "FixedLengthDecoder(0) was accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("at least 1"), std::string::npos) << e.what();
+    }
+}
+
+// Found by the framing fuzz harness: with SIZE_MAX as the maximum ("no limit") and a
+// delimiter of two bytes or more, max + delimiter - 1 wrapped around to a small number and
+// every byte without a delimiter was "too large".
+TEST_F(FramingTest, DelimiterWithNoLimitWaitsForALongDelimiter) {
+    DelimiterDecoder decoder(SIZE_MAX, "\r\n");
+    decoder.feed("no end yet");
+    EXPECT_EQ(decoder.next(), std::nullopt);
+    decoder.feed("\r");
+    EXPECT_EQ(decoder.next(), std::nullopt);
+    decoder.feed("\n");
+    EXPECT_EQ(decoder.next(), "no end yet");
+    EXPECT_EQ(decoder.buffered(), 0U);
 }
 
 void expect_too_large(FrameDecoder& decoder) {

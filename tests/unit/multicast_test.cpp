@@ -162,6 +162,14 @@ TEST_F(MulticastInterfaceTest, UnknownInterfaceSaysWhatWasLookedFor) {
                  "interface " + std::string(40, 'x') + ": No such device");
 }
 
+// Found by the address fuzz harness: if_nametoindex reads a C string, so "lo\0x" named lo.
+TEST_F(MulticastInterfaceTest, NameWithANulByteIsNoInterface) {
+    using namespace std::string_literals;
+    EXPECT_THROW((void)MulticastInterface::named("lo\0x"s).index(), Error);
+    EXPECT_THROW((void)MulticastInterface::parse("lo\0"s).index(), Error);
+    EXPECT_EQ(MulticastInterface::named("lo").index(), lo_index());
+}
+
 TEST_F(MulticastOptionTest, TtlAndLoopDefaultsAndReadBack) {
     for (const int family : {AF_INET, AF_INET6}) {
         SCOPED_TRACE(family_name(family));

@@ -1,0 +1,43 @@
+// ferry proxy --api (cli/proxy/api.cpp) over loopback: what it answers to a request body it
+// cannot read.
+#include "proxy/api.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "ferry/testkit/fault_proxy.hpp"
+#include "unit/fd_leak_check.hpp"
+
+namespace ferry::cli::proxy {
+namespace {
+
+using ProxyApiTest = test::FdLeakCheck;
+
+// Found by the api fuzz harness: the error answer quotes the bad body, and quoting bytes that
+// are not UTF-8 made the JSON library throw inside the handler's error path; the exception
+// escaped to cpp-httplib, which answered a bare 500 instead of Toxiproxy's 400.
+TEST_F(ProxyApiTest, ABodyThatIsNotUtf8IsABadRequestWithAnErrorBody) {
+    testkit::FaultProxyThread proxies;
+    testkit::FaultProxy* proxy = proxies.call([](testkit::FaultProxy& f) { return &f; });
+    ApiServer api(*proxy, Address::ip("127.0.0.1", 0), "test");
+    api.start();
+
+    httplib::Client client("127.0.0.1", api.address().port());
+    client.set_connection_timeout(std::chrono::seconds(10));
+    client.set_read_timeout(std::chrono::seconds(10));
+    const auto answer = client.Post(
+        "/proxies", "{\"name\": \"\xdfx\", \"upstream\": \"127.0.0.1:1\"}", "application/json");
+    ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+    EXPECT_EQ(answer->status, 400);
+    ASSERT_TRUE(nlohmann::json::accept(answer->body)) << answer->body;
+    const auto body = nlohmann::json::parse(answer->body);
+    EXPECT_EQ(body["status"], 400);
+    EXPECT_EQ(body["error"].get<std::string>().rfind("bad request body: ", 0), 0U) << answer->body;
+}
+
+}  // namespace
+}  // namespace ferry::cli::proxy
