@@ -161,9 +161,10 @@ Json parse_body(const std::string& text) {
     if (text.empty()) throw bad_body("EOF");
     try {
         return Json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        // nlohmann's text starts "[json.exception.parse_error.101] parse error at ...": keep the
-        // part after the bracket, the reason itself.
+    } catch (const nlohmann::json::exception& e) {
+        // A syntax error, or a number out of range (`1e+800` is out_of_range.406, found by
+        // fuzzing). nlohmann's text starts "[json.exception.parse_error.101] parse error at
+        // ...": keep the part after the bracket, the reason itself.
         std::string why = e.what();
         if (const std::size_t close = why.find("] "); close != std::string::npos)
             why = why.substr(close + 2);

@@ -39,5 +39,26 @@ TEST_F(ProxyApiTest, ABodyThatIsNotUtf8IsABadRequestWithAnErrorBody) {
     EXPECT_EQ(body["error"].get<std::string>().rfind("bad request body: ", 0), 0U) << answer->body;
 }
 
+// Found by the toxiproxy_json fuzz harness: a number too large for a double (`1e+800`) is
+// nlohmann's out_of_range, not a parse_error; it escaped parse_body and ended the process.
+TEST_F(ProxyApiTest, ANumberTooLargeForADoubleIsABadRequestWithAnErrorBody) {
+    testkit::FaultProxyThread proxies;
+    testkit::FaultProxy* proxy = proxies.call([](testkit::FaultProxy& f) { return &f; });
+    ApiServer api(*proxy, Address::ip("127.0.0.1", 0), "test");
+    api.start();
+
+    httplib::Client client("127.0.0.1", api.address().port());
+    client.set_connection_timeout(std::chrono::seconds(10));
+    client.set_read_timeout(std::chrono::seconds(10));
+    const auto answer =
+        client.Post("/proxies", "{\"name\": \"a\", \"upstream\": \"127.0.0.1:1\", \"x\": 1e+800}",
+                    "application/json");
+    ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+    EXPECT_EQ(answer->status, 400);
+    ASSERT_TRUE(nlohmann::json::accept(answer->body)) << answer->body;
+    const auto body = nlohmann::json::parse(answer->body);
+    EXPECT_EQ(body["error"].get<std::string>().rfind("bad request body: ", 0), 0U) << answer->body;
+}
+
 }  // namespace
 }  // namespace ferry::cli::proxy
