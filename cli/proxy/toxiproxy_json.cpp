@@ -161,7 +161,8 @@ Json parse_body(const std::string& text) {
     if (text.empty()) throw bad_body("EOF");
     try {
         return Json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // Not only parse_error: a number too large for a double (1e99999) is out_of_range.
         // nlohmann's text starts "[json.exception.parse_error.101] parse error at ...": keep the
         // part after the bracket, the reason itself.
         std::string why = e.what();
