@@ -6,7 +6,7 @@ namespace ferry::fuzz {
 
 /// The exit status of a harness that cannot isolate itself: run_fuzzers.py reports it as
 /// skipped (as the tests that need root skip), not as a failure.
-inline constexpr int kCannotIsolate = 77;
+inline constexpr int kCannotIsolate = 69;  // EX_UNAVAILABLE; libFuzzer itself exits 77 on a crash
 
 /// Moves the process into a new network namespace whose only interface is
 /// loopback, brought up (so binding 127.0.0.1 works; every other address is
