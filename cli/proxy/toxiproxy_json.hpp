@@ -61,7 +61,8 @@ ProxyEntry proxy_entry_from_json(const Json& body, const std::string& where,
 /// An update's body {listen?, upstream?, enabled?}; the name is not changed.
 testkit::ProxyChange proxy_change_from_json(const Json& body);
 
-/// Parses a request body; throws bad_body for what is not JSON.
+/// Parses a request body; throws bad_body for what is not JSON (a number out of
+/// a double's range included).
 Json parse_body(const std::string& text);
 
 }  // namespace ferry::cli::proxy

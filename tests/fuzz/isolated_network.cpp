@@ -17,7 +17,7 @@ namespace {
 [[noreturn]] void give_up(const char* what) {
     std::fprintf(stderr, "fuzz harness: %s: %s (run it as root, or allow user namespaces)\n", what,
                  std::strerror(errno));
-    std::exit(1);
+    std::exit(kCannotIsolate);
 }
 
 }  // namespace

@@ -238,6 +238,8 @@ def toxiproxy_json():
         "null-fields": {"name": None, "upstream": "h:1", "listen": None, "toxics": None},
     }
     seeds = {name: json.dumps(doc).encode() for name, doc in docs.items()}
+    seeds["number-overflow"] = b'[{"name": "a", "upstream": "h:1", "toxics": [{"type": "latency", ' \
+        b'"attributes": {"latency": 1e99999}}]}]'
     seeds["not-json"] = b"{\"name\": "
     seeds["empty"] = b""
     seeds["unicode-name"] = '{"name": "\\u00e9\\ud83d\\ude00", "upstream": "x:1"}'.encode()
@@ -310,6 +312,9 @@ def api():
         "browser": requests("GET /proxies\nUser-Agent: Mozilla/5.0\n"),
         "not-found": requests("GET /nowhere", "PUT /proxies"),
         "encoded-name": requests(create, "GET /proxies/%70", "DELETE /proxies/%FF%00"),
+        "body-number-overflow": requests('POST /proxies\n\n{"name": "a", "upstream": "127.0.0.1:1", '
+                                         '"toxics": [{"type": "latency", "attributes": '
+                                         '{"latency": 1e99999}}]}'),
         "body-not-utf8": requests('POST /proxies\n\n{"name": "\xdfx", "upstream": "127.0.0.1:1"}'),
     }
 
