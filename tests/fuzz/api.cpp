@@ -193,6 +193,10 @@ std::string http_request(std::string_view text) {
 
 /// The answer is HTTP with a status; handlers let no exception out (cpp-httplib would
 /// answer 500 with an EXCEPTION_WHAT header); JSON answers are JSON, errors say what.
+// Whether this run's input itself spells the JSON library's exception prefix: an error
+// message may then quote it back, and the check below cannot tell the two apart.
+bool input_mentions_json_exception = false;
+
 void check_answer(const std::string& request, const std::string& answer) {
     FUZZ_CHECK(answer.rfind("HTTP/1.1 ", 0) == 0);
     FUZZ_CHECK(answer.size() >= 12);
@@ -219,7 +223,8 @@ void check_answer(const std::string& request, const std::string& answer) {
         const auto error = nlohmann::json::parse(body);
         FUZZ_CHECK(error.contains("error") && error.value("status", 0) == status);
         // The JSON library's own exceptions mean a body went unchecked: never an answer.
-        FUZZ_CHECK(error["error"].dump().find("json.exception") == std::string::npos);
+        if (!input_mentions_json_exception)
+            FUZZ_CHECK(error["error"].dump().find("json.exception") == std::string::npos);
     }
     if (status == 500 && std::getenv("FUZZ_API_SHOW_500") != nullptr)
         std::fprintf(stderr, "500: %s\n", body.c_str());
@@ -236,6 +241,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static const auto descriptors_at_rest = open_descriptors();
     const std::string_view input(reinterpret_cast<const char*>(data), size);
+    input_mentions_json_exception = input.find("json.exception") != std::string_view::npos;
     for (const std::string_view text : split(input, "\n===\n")) {
         const std::string request = http_request(text);
         check_answer(request, world->http.serve(request));
