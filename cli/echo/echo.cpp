@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <latch>
 #include <limits>
 #include <memory>
 #include <thread>
@@ -98,13 +99,19 @@ int run_echo_server(const EchoOptions& o) {
         say("Listening at {} (model {}, framing {})", server.local_address().to_string(),
             model_name(model), o.framing);
 
+    // The server runs only once the watcher is parked in poll: the fork model's
+    // children go on after fork(), and a thread caught starting (allocating)
+    // would leave them a locked allocator.
     Fd done(::eventfd(0, EFD_CLOEXEC));
+    std::latch parked(1);
     std::thread watcher([&] {
         pollfd fds[2] = {{stop.fd(), POLLIN, 0}, {done.get(), POLLIN, 0}};
+        parked.count_down();
         while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
         }
         if (fds[0].revents != 0) server.stop();
     });
+    parked.wait();
     try {
         server.run();
     } catch (...) {

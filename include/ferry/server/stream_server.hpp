@@ -23,11 +23,14 @@ enum class Model {
     iterative,  ///< one client at a time, start to finish
     thread,     ///< a thread per client
     pool,       ///< a fixed pool of threads, clients queue for one
-    fork,       ///< a process per client
-    select,     ///< one thread multiplexing non-blocking sockets with select(2)
-    poll,       ///< ... with poll(2)
-    epoll,      ///< ... with epoll(7); with threads > 1, one loop per thread (SO_REUSEPORT)
-    uring,      ///< io_uring (liburing): completions instead of readiness
+    /// A process per client. The child goes on running the handler after fork(),
+    /// so other threads of the process must hold no lock (the allocator's, stdio's)
+    /// while run() accepts: start them, and let them settle, before run().
+    fork,
+    select,  ///< one thread multiplexing non-blocking sockets with select(2)
+    poll,    ///< ... with poll(2)
+    epoll,   ///< ... with epoll(7); with threads > 1, one loop per thread (SO_REUSEPORT)
+    uring,   ///< io_uring (liburing): completions instead of readiness
 };
 /// "iterative", "thread", "pool", "fork", "select", "poll", "epoll" or "uring".
 std::string_view model_name(Model model);
