@@ -234,7 +234,7 @@ void add_echo(CLI::App& app, Runner& run) {
         "seconds a connection may stay above the high-water mark (a client that never reads)")
         ->capture_default_str();
     add_number(server, "--drain-timeout", o->drain_timeout, NumberKind::seconds,
-               {kMillisecond, kDay}, "seconds the graceful stop may take")
+               {kMillisecond, kDay}, "seconds the graceful stop may take (the default keeps a stop signal within a second)")
         ->capture_default_str();
     server->callback([o, &run] {
         check_transport(*o);

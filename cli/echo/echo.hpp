@@ -22,7 +22,7 @@ struct EchoOptions {
     std::size_t max_frame = 1 << 20;
     std::size_t high_water = 1 << 20;
     double stalled_timeout = 10;
-    double drain_timeout = 5;
+    double drain_timeout = 0.5;  // so that a stop signal ends the server within a second
     std::optional<unsigned> threads;  ///< default: 4 for the pool, 1 loop for epoll
     // client
     std::optional<std::size_t> count;
