@@ -7,6 +7,7 @@
 
 #include "common/command.hpp"
 #include "common/option_table.hpp"
+#include "common/output.hpp"
 
 int main(int argc, char** argv) {
     // A write to a closed connection must be an error we report, not a death.
@@ -52,7 +53,8 @@ int main(int argc, char** argv) {
         return false;
     };
     if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
-        fmt::print(stderr, "ferry: unknown command '{}' (ferry --help lists them)\n", argv[1]);
+        fmt::print(stderr, "ferry: unknown command '{}' (ferry --help lists them)\n",
+                   ferry::cli::one_line(argv[1]));
         return 2;
     }
     // Nothing escapes main: an exception that did would abort (exit 134) with
@@ -67,14 +69,14 @@ int main(int argc, char** argv) {
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
         } catch (const CLI::ParseError& e) {
-            fmt::print(stderr, "ferry: {}\n", e.what());
+            fmt::print(stderr, "ferry: {}\n", ferry::cli::one_line(e.what()));
             return 2;
         }
         // Parsing ran each command's checks; a failure there that is not a
         // usage error (a file that cannot be read) is a run-time one, as below.
         return run ? run() : 2;
     } catch (const std::exception& e) {
-        fmt::print(stderr, "ferry: {}\n", e.what());
+        fmt::print(stderr, "ferry: {}\n", ferry::cli::one_line(e.what()));
         return 1;
     } catch (...) {
         fmt::print(stderr, "ferry: an unexpected error (not a std::exception)\n");

@@ -44,6 +44,23 @@ std::string py_repr_bytes(std::string_view bytes) {
     return quoted(bytes, true);
 }
 
+std::string one_line(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c < 0x20 || c == 0x7f)
+            out += fmt::format("\\x{:02x}", c);
+        else
+            out += ch;
+    }
+    return out;
+}
+
 std::string datetime_now() {
     timeval now{};
     ::gettimeofday(&now, nullptr);

@@ -23,6 +23,11 @@ void say(fmt::format_string<Args...> format, Args&&... args) {
 std::string py_repr(std::string_view text);
 std::string py_repr_bytes(std::string_view bytes);
 
+/// `text` as one line a terminal shows as it is: control bytes (a newline, an
+/// escape sequence typed into an option's value) become \n, \t, \xNN. Every
+/// error line the command prints goes through it.
+std::string one_line(std::string_view text);
+
 /// The local time as Python's str(datetime.now()): `2026-11-23 17:12:34.123456`.
 std::string datetime_now();
 /// The local time as C's ctime() without the newline: `Tue Nov  3 10:20:31 2009`.

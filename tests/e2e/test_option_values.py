@@ -191,6 +191,17 @@ class OptionValues(ClassicTest):
         server.expect(r'^Listening at .*framing fixed:4096\)$')
         self.assertEqual(server.stop(), 0)
 
+    def test_control_bytes_in_a_value_are_shown_escaped_on_one_line(self):
+        # A newline or a terminal escape typed into a value must not split the
+        # error into two lines, nor reach the terminal raw.
+        for argv in (['echo', 'server', '-p', 0, '--framing', 'a\nb\x1b[31m'],
+                     ['resolve', 'x', '--type', 'no\tsuch'],
+                     ['no\x1bsuch-command']):
+            with self.subTest(argv=argv):
+                line = self.assert_fails(run(ferry(*argv), timeout=LIMIT), 2)
+                self.assertNotRegex(line, '[\x00-\x1f\x7f]')
+                self.assertTrue('\\x1b' in line or '\\n' in line or '\\t' in line, line)
+
     def test_port_0_is_no_destination_for_any_client(self):
         clients = [
             ['udp-local', 'client'], ['udp-remote', 'client', '127.0.0.1'],
