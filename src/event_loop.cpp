@@ -25,17 +25,31 @@ EventLoop::EventLoop(Backend backend)
 
 EventLoop::~EventLoop() = default;
 
-void EventLoop::watch(int fd, std::uint32_t interest, Handler handler) {
+EventLoop::Watch& EventLoop::add_watch(int fd, std::uint32_t interest) {
     if (fd < 0) throw_errno(EBADF, "watch descriptor " + std::to_string(fd));
     const auto slot = static_cast<std::size_t>(fd);
     if (slot >= watches_.size()) watches_.resize(std::max(slot + 1, watches_.size() * 2));
     Watch& w = watches_[slot];
     if (w.active) throw_errno(EEXIST, "watch descriptor " + std::to_string(fd));
     poller_->add(fd, interest);
-    w.handler = std::move(handler);
     w.interest = interest;
     w.round = round_;
     w.active = true;
+    return w;
+}
+
+void EventLoop::watch(int fd, std::uint32_t interest, Handler handler) {
+    Watch& w = add_watch(fd, interest);
+    w.handler = std::move(handler);
+    w.direct = nullptr;
+    w.context = nullptr;
+}
+
+void EventLoop::watch(int fd, std::uint32_t interest, DirectHandler handler, void* context) {
+    Watch& w = add_watch(fd, interest);
+    w.handler = nullptr;
+    w.direct = handler;
+    w.context = context;
 }
 
 void EventLoop::modify(int fd, std::uint32_t interest) {
@@ -50,8 +64,9 @@ void EventLoop::unwatch(int fd) {
     Watch& w = watches_[static_cast<std::size_t>(fd)];
     poller_->remove(fd);
     w.active = false;
+    w.direct = nullptr;
     // The handler may be the one running now: keep it alive until the round ends.
-    retired_.push_back(std::move(w.handler));
+    if (w.handler) retired_.push_back(std::move(w.handler));
 }
 
 bool EventLoop::watching(int fd) const noexcept {
@@ -73,6 +88,7 @@ void EventLoop::run() {
 void EventLoop::run_once(std::optional<Duration> timeout) {
     ++round_;
     const auto ready = poller_->wait(timeout);
+    now_ = Clock::now();
     try {
         for (const ReadyEvent& r : ready)
             dispatch(r);
@@ -91,6 +107,7 @@ void EventLoop::dispatch(const ReadyEvent& ready) {
     // Unwatched during this round, or watched anew during it (a reused
     // descriptor number): the event belonged to the previous owner.
     if (!w.active || w.round == round_) return;
+    if (w.direct != nullptr) return w.direct(w.context, ready.fd, ready.events);
     w.handler(ready.events);
 }
 

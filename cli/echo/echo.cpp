@@ -53,6 +53,8 @@ class ReportingEcho final : public StreamHandler {
     std::size_t on_data(Buffer& input, Buffer& output) const override {
         return echo_.on_data(input, output);
     }
+    // A raw echo lets the event-loop models send straight from their read buffer.
+    [[nodiscard]] bool echoes_input() const noexcept override { return echo_.echoes_input(); }
     // Called from any serving thread or forked child: one fprintf is one
     // locked write of the whole line, and it cannot throw.
     void on_frame_error(const Error& why) const noexcept override {

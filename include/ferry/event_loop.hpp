@@ -32,6 +32,8 @@ namespace ferry {
 ///   signal mask (threads created afterwards inherit it): only a program's
 ///   main is expected to call it, never a library.
 /// - stop(): from any thread; run() returns after the current round.
+/// - now(): the time the current round's wait returned, read once per round,
+///   so that a handler timing many events of one round reads no clock.
 ///
 /// - on_signal(signo, fn): throws Error(EINVAL) for a number that is no signal.
 ///
@@ -49,6 +51,9 @@ class EventLoop {
   public:
     /// Runs with the ready bits (events::readable, writable, error, hangup).
     using Handler = std::function<void(std::uint32_t ready)>;
+    /// A handler without a function object, for hot paths: a plain function
+    /// called with the context given to watch(), the descriptor and the ready bits.
+    using DirectHandler = void (*)(void* context, int fd, std::uint32_t ready);
     /// Names a timer for cancel_timer(); never reused by the same loop.
     using TimerId = std::uint64_t;
 
@@ -60,6 +65,21 @@ class EventLoop {
 
     /// Starts watching `fd` (not owned) for `interest`; Error(EEXIST) if already watched.
     void watch(int fd, std::uint32_t interest, Handler handler);
+    /// The same with a DirectHandler: one indirect call per event, no
+    /// std::function. `context` (not owned) must outlive the watch.
+    void watch(int fd, std::uint32_t interest, DirectHandler handler, void* context);
+    /// The same with `Method` of `object` as the handler, called as
+    /// object->Method(fd, ready) through a DirectHandler (the member call is
+    /// inlined into it). `object` must outlive the watch.
+    template <auto Method, class T>
+    void watch(int fd, std::uint32_t interest, T* object) {
+        watch(
+            fd, interest,
+            [](void* context, int ready_fd, std::uint32_t ready) {
+                (static_cast<T*>(context)->*Method)(ready_fd, ready);
+            },
+            static_cast<void*>(object));
+    }
     /// Changes the interest of a watched descriptor.
     void modify(int fd, std::uint32_t interest);
     /// Stops watching `fd`; nothing happens for a descriptor not watched.
@@ -88,14 +108,22 @@ class EventLoop {
     /// From any thread: run() returns after the current round.
     void stop();
 
+    /// When the current round's wait returned (before the first round: when
+    /// the loop was made). Read once per round: handlers of the same round
+    /// share it, and it lags the true time by the round's own work, which
+    /// is what timeouts counted in rounds expect. Clock::now() for the exact time.
+    [[nodiscard]] Clock::time_point now() const noexcept { return now_; }
+
     /// The poller backend the loop waits with.
     [[nodiscard]] Backend backend() const noexcept { return poller_->backend(); }
 
   private:
     struct Watch {
-        Handler handler;
-        std::uint32_t interest = 0;
+        Handler handler;                 // empty when `direct` is set
+        DirectHandler direct = nullptr;  // called with `context` instead of `handler`
+        void* context = nullptr;
         std::uint64_t round = 0;  // the dispatch round in which it was watched
+        std::uint32_t interest = 0;
         bool active = false;
     };
     struct Timer {
@@ -104,6 +132,7 @@ class EventLoop {
         std::optional<Duration> every;
     };
 
+    Watch& add_watch(int fd, std::uint32_t interest);  // the slot, active, with no handler yet
     void dispatch(const ReadyEvent& ready);
     void on_timers();
     void run_due_timers(Clock::time_point now);
@@ -116,6 +145,7 @@ class EventLoop {
     std::vector<Watch> watches_;    // indexed by descriptor number
     std::vector<Handler> retired_;  // handlers unwatched mid-round, freed after it
     std::uint64_t round_ = 0;
+    Clock::time_point now_ = Clock::now();  // when the current round's wait returned
     std::atomic<bool> stopping_{false};
 
     Fd timerfd_;

@@ -2,7 +2,9 @@
 // thread with SO_REUSEPORT listeners), all on ferry::EventLoop.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -20,11 +22,21 @@ constexpr auto kSweepPeriod = std::chrono::milliseconds(250);
 /// A connection idle this long gives its buffers back: idle connections cost
 /// no buffer memory, busy ones never reallocate.
 constexpr auto kReleaseAfter = std::chrono::seconds(1);
+/// The loop's one read buffer for the raw echo: as large as the room a
+/// Buffer read offers, so a read that returns less has drained the socket.
+constexpr std::size_t kHotBuffer = Buffer::kReadSpill;
 
 class LoopWorker {
   public:
     LoopWorker(StreamServer::Shared& s, Socket& listener, Backend backend)
-        : s_(s), listener_(listener), loop_(backend), io_(s.make_io()), policy_(s.limits) {
+        : s_(s),
+          listener_(listener),
+          loop_(backend),
+          io_(s.make_io()),
+          policy_(s.limits),
+          raw_echo_(!io_.messages() && s.handler->echoes_input()),
+          // Not value-initialised: only the bytes a read writes are ever looked at.
+          hot_(new char[kHotBuffer]) {
         is_tcp_ = listener_.family() != AF_UNIX;
     }
 
@@ -50,10 +62,9 @@ class LoopWorker {
 
   private:
     struct Conn {
-        Conn() { state.last_activity = Clock::now(); }
         Socket socket;
-        Buffer in;
-        Outbox out;
+        Buffer in;   // a partial frame (framed modes); never used by the raw echo
+        Outbox out;  // replies the socket has not taken yet
         ConnectionState state;
     };
 
@@ -77,7 +88,9 @@ class LoopWorker {
         auto& slot = conns_[static_cast<std::size_t>(fd)];
         slot = std::make_unique<Conn>();
         slot->socket = std::move(client.socket);
-        loop_.watch(fd, events::readable, [this, fd](std::uint32_t ready) { on_ready(fd, ready); });
+        slot->state.last_activity = loop_.now();
+        // A direct handler: one plain indirect call per event, no std::function.
+        loop_.watch<&LoopWorker::on_ready>(fd, events::readable, this);
     }
 
     void on_ready(int fd, std::uint32_t ready) {
@@ -85,34 +98,15 @@ class LoopWorker {
         try {
             if (c.state.write_shut) {
                 // After our close: wait for the client's, discarding what it still sends.
-                char discard[4096];
-                const ssize_t n = ::recv(fd, discard, sizeof discard, 0);
+                const ssize_t n = ::recv(fd, hot_.get(), kHotBuffer, 0);
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close(c);
                 return;
             }
-            const auto now = Clock::now();
-            if ((ready & (events::readable | events::hangup | events::error)) &&
-                policy_.wants_read(c.state, c.out.size())) {
-                for (unsigned i = 0; i < s_.limits.max_reads_per_wakeup; ++i) {
-                    const IoResult n = io_.read(fd, c.in);
-                    if (!n) break;
-                    if (*n == 0) {
-                        c.state.peer_done = true;
-                        break;
-                    }
-                    bytes_in_ += *n;
-                    messages_ += io_.handle(*s_.handler, c.in, c.out);
-                    c.state.last_activity = now;
-                    // Write now rather than wait for a writable event: the common
-                    // case (a reply that fits the socket buffer) costs no epoll round.
-                    flush(c);
-                    if (!policy_.wants_read(c.state, c.out.size())) break;
-                    // Less than the room offered: the socket is drained, and one
-                    // more read would only say EAGAIN (a system call per request).
-                    if (io_.drained_by(*n)) break;
-                }
+            if (raw_echo_) {
+                echo_raw(c, fd, ready);
+            } else {
+                serve(c, fd, ready);
             }
-            if ((ready & events::writable) && !c.out.empty()) flush(c);
             update(c);
         } catch (const Error& e) {
             if (is_frame_error(e)) s_.dropped_for(e);
@@ -120,17 +114,95 @@ class LoopWorker {
         }
     }
 
+    /// The raw echo's zero-state path: each read lands in the loop's one hot
+    /// buffer and is sent straight back from it, as the simplest C loop does;
+    /// only what the socket does not take is kept, in the connection's
+    /// outbox, which then queues every later byte too so that the order holds.
+    /// An idle connection holds no buffer at all.
+    void echo_raw(Conn& c, int fd, std::uint32_t ready) {
+        if ((ready & events::writable) && !c.out.empty()) flush(c);
+        if ((ready & (events::readable | events::hangup | events::error)) == 0) return;
+        for (unsigned i = 0; i < s_.limits.max_reads_per_wakeup; ++i) {
+            if (!policy_.wants_read(c.state, c.out.size())) break;
+            const ssize_t n = ::recv(fd, hot_.get(), kHotBuffer, 0);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                throw_errno("recv");
+            }
+            if (n == 0) {
+                c.state.peer_done = true;
+                break;
+            }
+            const auto got = static_cast<std::size_t>(n);
+            bytes_in_ += got;
+            ++messages_;  // as EchoHandler counts a raw read: one message
+            c.state.last_activity = loop_.now();
+            if (c.out.empty()) {
+                const std::size_t sent = send_some(fd, hot_.get(), got);
+                if (sent < got) c.out.bytes().append(hot_.get() + sent, got - sent);
+            } else {
+                c.out.bytes().append(hot_.get(), got);
+                flush(c);
+            }
+            // Less than the room offered: the socket is drained, and one more
+            // read would only say EAGAIN (a system call per request).
+            if (got < kHotBuffer) break;
+        }
+    }
+
+    /// One send(2) of what the socket takes now: the bytes sent, 0 when it would block.
+    std::size_t send_some(int fd, const char* data, std::size_t size) {
+        for (;;) {
+            const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+            if (n >= 0) {
+                bytes_out_ += static_cast<std::size_t>(n);
+                return static_cast<std::size_t>(n);
+            }
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            throw_errno("send");
+        }
+    }
+
+    /// Framed modes and message sockets: reads go to the connection's own
+    /// buffer, where a partial frame waits for the rest, and the handler cuts them.
+    void serve(Conn& c, int fd, std::uint32_t ready) {
+        if ((ready & (events::readable | events::hangup | events::error)) &&
+            policy_.wants_read(c.state, c.out.size())) {
+            for (unsigned i = 0; i < s_.limits.max_reads_per_wakeup; ++i) {
+                const IoResult n = io_.read(fd, c.in);
+                if (!n) break;
+                if (*n == 0) {
+                    c.state.peer_done = true;
+                    break;
+                }
+                bytes_in_ += *n;
+                messages_ += io_.handle(*s_.handler, c.in, c.out);
+                c.state.last_activity = loop_.now();
+                // Write now rather than wait for a writable event: the common
+                // case (a reply that fits the socket buffer) costs no epoll round.
+                flush(c);
+                if (!policy_.wants_read(c.state, c.out.size())) break;
+                // Less than the room offered: the socket is drained, and one
+                // more read would only say EAGAIN (a system call per request).
+                if (io_.drained_by(*n)) break;
+            }
+        }
+        if ((ready & events::writable) && !c.out.empty()) flush(c);
+    }
+
     void flush(Conn& c) {
         if (c.out.empty()) return;
         if (const IoResult n = c.out.write_to(c.socket.fd()); n && *n > 0) {
             bytes_out_ += *n;
-            c.state.last_activity = Clock::now();
+            c.state.last_activity = loop_.now();
         }
     }
 
     /// After I/O, what the policy says: close, shut down, or the interest to watch for.
     void update(Conn& c) {
-        switch (policy_.settle(c.state, c.out.size(), Clock::now())) {
+        switch (policy_.settle(c.state, c.out.size(), loop_.now())) {
             case ConnectionStep::close:
                 return close(c);
             case ConnectionStep::shut_write:
@@ -155,7 +227,7 @@ class LoopWorker {
     }
 
     void on_stop() {
-        policy_.start_draining(Clock::now());
+        policy_.start_draining(loop_.now());
         loop_.unwatch(s_.stop.get());
         acceptor_->stop();
         listener_.close();  // new clients are refused by the kernel from now on
@@ -178,7 +250,7 @@ class LoopWorker {
 
     void sweep() {
         publish();
-        const auto now = Clock::now();
+        const auto now = loop_.now();
         for (auto& slot : conns_) {
             if (!slot) continue;
             Conn& c = *slot;
@@ -210,7 +282,9 @@ class LoopWorker {
     std::optional<LoopAcceptor> acceptor_;  // from start() on
     std::uint64_t shed_ = 0;                // refusals already counted in the stats
     ConnectionIo io_;  // this loop's reads: every connection of a loop shares its read buffer
-    ConnectionPolicy policy_;  // draining is this loop's: each loop sees the stop signal itself
+    ConnectionPolicy policy_;      // draining is this loop's: each loop sees the stop signal itself
+    bool raw_echo_;                // the handler echoes its input: echo_raw() instead of serve()
+    std::unique_ptr<char[]> hot_;  // the one read buffer of echo_raw() (kHotBuffer bytes)
     bool is_tcp_ = true;
     std::vector<std::unique_ptr<Conn>> conns_;  // indexed by descriptor
     std::size_t live_ = 0;                      // connections left while draining

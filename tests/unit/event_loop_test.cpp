@@ -50,6 +50,74 @@ TEST_P(EventLoopTest, HandlerRunsWhenItsDescriptorIsReadable) {
     loop.unwatch(a.fd());
 }
 
+/// Counts what reaches its member handler, for the direct-handler watch.
+struct DirectCounter {
+    EventLoop* loop = nullptr;
+    Socket* socket = nullptr;
+    std::string got;
+    int last_fd = -1;
+    void on_ready(int fd, std::uint32_t ready) {
+        last_fd = fd;
+        if (!(ready & events::readable)) return;
+        char buffer[16];
+        got.append(buffer, *socket->recv(buffer, sizeof buffer));
+        loop->unwatch(fd);  // its own watch, from inside the call
+    }
+};
+
+TEST_P(EventLoopTest, ADirectHandlerIsCalledWithItsDescriptorAndCanUnwatchItself) {
+    EventLoop loop(GetParam());
+    auto [a, b] = Socket::pair();
+    DirectCounter counter{&loop, &a, {}, -1};
+    loop.watch<&DirectCounter::on_ready>(a.fd(), events::readable, &counter);
+    b.send_all("ping");
+    ASSERT_TRUE(run_until(loop, [&] { return !counter.got.empty(); }));
+    EXPECT_EQ(counter.got, "ping");
+    EXPECT_EQ(counter.last_fd, a.fd());
+    EXPECT_FALSE(loop.watching(a.fd()));
+    // Watched again with a function object: the direct handler is gone.
+    int calls = 0;
+    loop.watch(a.fd(), events::readable, [&](std::uint32_t) {
+        ++calls;
+        char buffer[16];
+        (void)a.recv(buffer, sizeof buffer);
+    });
+    b.send_all("pong");
+    ASSERT_TRUE(run_until(loop, [&] { return calls > 0; }));
+    EXPECT_EQ(counter.got, "ping");
+    loop.unwatch(a.fd());
+}
+
+TEST_P(EventLoopTest, NowIsOneClockReadingPerRoundSharedByItsHandlers) {
+    EventLoop loop(GetParam());
+    auto [a1, b1] = Socket::pair();
+    auto [a2, b2] = Socket::pair();
+    std::vector<Clock::time_point> seen;
+    const auto record = [&](Socket& s) {
+        return [&](std::uint32_t) {
+            char buffer[16];
+            (void)s.recv(buffer, sizeof buffer);
+            seen.push_back(loop.now());
+        };
+    };
+    loop.watch(a1.fd(), events::readable, record(a1));
+    loop.watch(a2.fd(), events::readable, record(a2));
+    const auto before = Clock::now();
+    b1.send_all("x");
+    b2.send_all("x");
+    // Both are ready before the round starts: one wait returns them together.
+    ASSERT_TRUE(run_until(loop, [&] { return seen.size() == 2; }));
+    EXPECT_EQ(seen[0], seen[1]);
+    EXPECT_GE(seen[0], before);
+    EXPECT_LE(seen[0], Clock::now());
+    const auto first_round = loop.now();
+    b1.send_all("y");
+    ASSERT_TRUE(run_until(loop, [&] { return seen.size() == 3; }));
+    EXPECT_GE(seen[2], first_round);
+    loop.unwatch(a1.fd());
+    loop.unwatch(a2.fd());
+}
+
 TEST_P(EventLoopTest, EventsOfADescriptorUnwatchedInTheSameRoundAreDropped) {
     EventLoop loop(GetParam());
     auto [a1, b1] = Socket::pair();

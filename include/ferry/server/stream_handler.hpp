@@ -30,6 +30,13 @@ class StreamHandler {
     /// (Errc::frame_too_large, Errc::bad_frame) to have the connection dropped.
     virtual std::size_t on_data(Buffer& input, Buffer& output) const = 0;
 
+    /// Whether the reply to any bytes is those bytes, unchanged and at once
+    /// (a raw echo): on_data() would move its whole input to its output and
+    /// count one message. A model may then skip on_data() and send straight
+    /// from its read buffer, keeping only what the socket did not take.
+    /// Default: false.
+    [[nodiscard]] virtual bool echoes_input() const noexcept { return false; }
+
     /// What a client refused for lack of room is told before the close.
     [[nodiscard]] virtual std::string_view refusal() const {
         return "ERR max number of clients reached\r\n";
@@ -66,6 +73,10 @@ class EchoHandler final : public StreamHandler {
     /// Echoes messages cut by `framing`, each of at most `max_frame` bytes.
     EchoHandler(Framing framing, std::size_t max_frame);
     std::size_t on_data(Buffer& input, Buffer& output) const override;
+    /// True for Framing::Kind::raw.
+    [[nodiscard]] bool echoes_input() const noexcept override {
+        return framing_.kind == Framing::Kind::raw;
+    }
 
   private:
     Framing framing_;
