@@ -4,7 +4,7 @@
 # Debian packages the build and the tests need; installed only when missing.
 PACKAGES := cmake ninja-build g++ pkg-config libcli11-dev libfmt-dev libgtest-dev \
             nlohmann-json3-dev liburing-dev libcpp-httplib-dev python3 iproute2 procps \
-            iputils-ping nftables groff-base clang-14 libclang-rt-14-dev
+            iputils-ping nftables groff-base clang-14 libclang-rt-14-dev strace
 NODE := yes
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS := $(shell nproc)

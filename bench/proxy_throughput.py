@@ -1,126 +1,164 @@
 #!/usr/bin/env python3
-"""Throughput of `ferry proxy` (no toxics) against a direct connection.
+"""Throughput of `ferry proxy` (no toxics) against a direct connection and socat.
 
-Pushes --size bytes (default 1 GiB) over loopback TCP into a sink, directly
-and through `ferry proxy 127.0.0.1:0 127.0.0.1:SINK`, --runs times each.
-The sender and the sink are this Python process (two threads; the socket
-calls release the GIL), so both measurements share the same client cost and
-only the relay differs.  Runs alternate direct and proxied, so that a change
-in the machine's load hits both alike; it prints the best MB/s of each and
-the ratios.
+Pushes --size bytes (default 2 GiB) over loopback TCP from a sender into a
+sink, directly and through each relay, in interleaved rounds (direct, ferry,
+socat, ...; --rounds of them), so that a change in the machine's load hits all
+alike. The sender and the sink are bench/stream_pump.c, plain blocking C loops
+(compiled here with cc), so neither end is the bottleneck and both
+measurements share the same end costs; only the relay differs:
 
-    cmake -S . -B build-proxy-rel -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
-    cmake --build build-proxy-rel -j2 --target ferry
-    python3 bench/proxy_throughput.py --ferry build-proxy-rel/ferry
+    direct        sender -> sink
+    ferry         sender -> ferry proxy 127.0.0.1:0 127.0.0.1:SINK -> sink
+    ferry-copy    the same with --no-splice (every byte copied through the proxy)
+    socat         sender -> socat TCP-LISTEN:P,fork,reuseaddr TCP:127.0.0.1:SINK -> sink
+
+socat is measured when installed (Debian package socat), as it runs by
+default. Per round, each relay's MB/s (10^6 bytes per second) is divided by
+the same round's direct MB/s (and ferry's by socat's); the summary gives the
+median ratio, its min-max over the rounds and how many rounds were above and
+below 1. The last line is `RESULT {json}` for bench/compare.
+
+    python3 bench/proxy_throughput.py --ferry build/ferry [--size BYTES] [--rounds N]
 """
 
 import argparse
+import json
 import os
 import re
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
-import threading
 import time
 
-CHUNK = 1 << 20
+HERE = os.path.dirname(os.path.abspath(__file__))
+START_TIMEOUT = 10.0
 
 
-class Sink:
-    """Accepts connections on 127.0.0.1:0 and reads each to its end; the
-    byte count is sent back once the sender has shut down its side."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._drain, args=(conn,),
-                             daemon=True).start()
-
-    @staticmethod
-    def _drain(conn):
-        buf = bytearray(CHUNK)
-        total = 0
-        with conn:
-            while True:
-                n = conn.recv_into(buf)
-                if n == 0:
-                    break
-                total += n
-            conn.sendall(b'%d' % total)
+def build_pump(ferry):
+    """Compiles bench/stream_pump.c next to the ferry binary (once); returns its path."""
+    source = os.path.join(HERE, 'stream_pump.c')
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(ferry)), 'peers')
+    binary = os.path.join(out_dir, 'stream_pump')
+    if os.path.exists(binary) and os.path.getmtime(binary) >= os.path.getmtime(source):
+        return binary
+    os.makedirs(out_dir, exist_ok=True)
+    subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-Wall', '-o', binary, source], check=True)
+    return binary
 
 
-def push(port, size):
-    """Seconds to send `size` bytes to 127.0.0.1:port and hear the count back."""
-    block = memoryview(os.urandom(CHUNK))
-    with socket.create_connection(('127.0.0.1', port)) as c:
-        start = time.perf_counter()
-        left = size
-        while left > 0:
-            n = min(left, CHUNK)
-            c.sendall(block[:n])
-            left -= n
-        c.shutdown(socket.SHUT_WR)
-        answer = b''
-        while True:
-            data = c.recv(64)
-            if not data:
-                break
-            answer += data
-        elapsed = time.perf_counter() - start
-    if int(answer) != size:
-        raise SystemExit('the sink counted %s bytes of %d' % (answer, size))
-    return elapsed
+def wait_listening(port):
+    """Connects (bounded) until something accepts on 127.0.0.1:port."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            socket.create_connection(('127.0.0.1', port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit('nothing listens on port %d after %gs' % (port, START_TIMEOUT))
+            time.sleep(0.01)  # a start-up poll with a deadline, not a measurement
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def start_ferry(ferry, sink_port, *extra):
+    proc = subprocess.Popen([ferry, 'proxy', '127.0.0.1:0', '127.0.0.1:%d' % sink_port, *extra],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.match(r'Listening at 127\.0\.0\.1:(\d+) ', line)
+    if not match:
+        proc.kill()
+        raise SystemExit('ferry proxy did not start: %r' % line)
+    return proc, int(match.group(1))
+
+
+def start_socat(sink_port):
+    port = free_port()
+    proc = subprocess.Popen(['socat', 'TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork' % port,
+                             'TCP:127.0.0.1:%d' % sink_port], stdout=subprocess.DEVNULL)
+    wait_listening(port)
+    return proc, port
+
+
+def push(pump, port, size):
+    """MB/s of one stream of `size` bytes to 127.0.0.1:port (sink's count checked)."""
+    result = subprocess.run([pump, 'send', str(port), str(size)], stdout=subprocess.PIPE,
+                            text=True, timeout=900)
+    if result.returncode != 0:
+        raise SystemExit('stream_pump send to port %d failed' % port)
+    return size / float(result.stdout) / 1e6
+
+
+def summary(ratios):
+    return {'median': round(statistics.median(ratios), 3), 'min': round(min(ratios), 3),
+            'max': round(max(ratios), 3), 'above_1': sum(r > 1 for r in ratios),
+            'below_1': sum(r < 1 for r in ratios)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--ferry', default=os.environ.get('FERRY_BIN',
-                                                          'build/ferry'))
-    parser.add_argument('--size', type=int, default=1 << 30,
-                        help='bytes per run (default 1 GiB)')
-    parser.add_argument('--runs', type=int, default=3)
+                                                          os.path.join(HERE, '..', 'build', 'ferry')))
+    parser.add_argument('--size', type=int, default=2 << 30, help='bytes per stream (default 2 GiB)')
+    parser.add_argument('--rounds', '--runs', type=int, default=5,
+                        help='interleaved rounds (default 5)')
+    parser.add_argument('--no-socat', action='store_true', help='leave socat out')
+    parser.add_argument('--no-copy', action='store_true', help='leave ferry --no-splice out')
     args = parser.parse_args()
+    if not os.access(args.ferry, os.X_OK):
+        raise SystemExit('no ferry binary at %s: run `make build` or pass --ferry' % args.ferry)
 
-    sink = Sink()
-    proxy = subprocess.Popen([args.ferry, 'proxy', '127.0.0.1:0',
-                              '127.0.0.1:%d' % sink.port],
-                             stdout=subprocess.PIPE, text=True)
+    pump = build_pump(args.ferry)
+    sink = subprocess.Popen([pump, 'sink'], stdout=subprocess.PIPE, text=True)
+    procs = [sink]
     try:
-        line = proxy.stdout.readline()
-        match = re.match(r'Listening at 127\.0\.0\.1:(\d+) ', line)
-        if not match:
-            raise SystemExit('ferry proxy did not start: %r' % line)
-        proxy_port = int(match.group(1))
+        sink_port = int(sink.stdout.readline())
+        relays = {}
+        proc, relays['ferry'] = start_ferry(args.ferry, sink_port)
+        procs.append(proc)
+        if not args.no_copy:
+            proc, relays['ferry-copy'] = start_ferry(args.ferry, sink_port, '--no-splice')
+            procs.append(proc)
+        if not args.no_socat and shutil.which('socat'):
+            proc, relays['socat'] = start_socat(sink_port)
+            procs.append(proc)
 
-        # Alternated, so that a change in the machine's load hits both alike.
-        mb = args.size / 1e6
-        direct, relayed = [], []
-        for _ in range(args.runs):
-            direct.append(mb / push(sink.port, args.size))
-            relayed.append(mb / push(proxy_port, args.size))
+        mbs = {name: [] for name in ['direct', *relays]}
+        for _ in range(args.rounds):
+            mbs['direct'].append(push(pump, sink_port, args.size))
+            for name, port in relays.items():
+                mbs[name].append(push(pump, port, args.size))
     finally:
-        proxy.terminate()
-        proxy.wait(10)
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(10)
 
-    best_direct, best_relayed = max(direct), max(relayed)
-    pairs = sorted(r / d for d, r in zip(direct, relayed))
-    print('bytes per run  %d (%d runs each, alternated)' % (args.size, args.runs))
-    print('direct         %8.0f MB/s best   (runs: %s)'
-          % (best_direct, ', '.join('%.0f' % x for x in direct)))
-    print('through proxy  %8.0f MB/s best   (runs: %s)'
-          % (best_relayed, ', '.join('%.0f' % x for x in relayed)))
-    print('ratio          %8.2f best/best, %.2f median of the pairs'
-          % (best_relayed / best_direct, pairs[len(pairs) // 2]))
+    ratios = {}
+    for name in relays:
+        ratios['%s/direct' % name] = summary([r / d for r, d in zip(mbs[name], mbs['direct'])])
+    if 'socat' in relays:
+        for name in ('ferry', 'ferry-copy'):
+            if name in relays:
+                ratios['%s/socat' % name] = summary([f / s for f, s in zip(mbs[name], mbs['socat'])])
+
+    print('bytes per stream %d, %d interleaved rounds (MB/s = 10^6 bytes/s)' % (args.size, args.rounds))
+    for name, runs in mbs.items():
+        print('%-12s median %6.0f MB/s  (rounds: %s)'
+              % (name, statistics.median(runs), ', '.join('%.0f' % x for x in runs)))
+    for name, s in ratios.items():
+        print('%-18s median %.2f  min-max %.2f-%.2f  rounds above 1: %d, below 1: %d'
+              % (name, s['median'], s['min'], s['max'], s['above_1'], s['below_1']))
+    print('RESULT ' + json.dumps({'benchmark': 'proxy_throughput', 'bytes': args.size,
+                                  'rounds': args.rounds,
+                                  'mbs': {k: [round(x, 1) for x in v] for k, v in mbs.items()},
+                                  'ratios': ratios}, sort_keys=True))
     return 0
 
 

@@ -18,6 +18,7 @@
 #include "ferry/address.hpp"
 #include "ferry/error.hpp"
 #include "ferry/server/message_io.hpp"
+#include "ferry/splice_pipe.hpp"
 #include "ferry/time.hpp"
 
 namespace ferry::cli {
@@ -57,6 +58,27 @@ bool transient(int err) {
     return err == EINTR || err == EAGAIN || err == EWOULDBLOCK;
 }
 
+/// Whether `fd` is a pipe, a FIFO or a regular file: splice(2) moves its bytes
+/// without a copy. A terminal, a device (the null device) or a socket is copied.
+/// A file opened for appending (`>>`) is written, not spliced: splice(2) refuses O_APPEND.
+bool spliceable(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode))) return false;
+    const int flags = ::fcntl(fd, F_GETFL);
+    return flags >= 0 && (flags & O_APPEND) == 0;
+}
+
+/// A pipe to splice through for one direction, or null when splicing does
+/// not apply (`wanted` false) or no pipe can be had (out of descriptors).
+std::unique_ptr<SplicePipe> pipe_if(bool wanted) {
+    if (!wanted) return nullptr;
+    try {
+        return std::make_unique<SplicePipe>();
+    } catch (const Error&) {
+        return nullptr;
+    }
+}
+
 std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a,
                                           std::optional<Clock::time_point> b) {
     if (!a) return b;
@@ -72,6 +94,15 @@ Relay::Relay(const RelayOptions& options)
       down_(std::make_unique<Buffer>(kStreamChunk)) {}
 
 Relay::~Relay() = default;
+
+Relay::SpliceMode Relay::splice_mode(int socktype) const {
+    // Byte streams only: a datagram or a SOCK_SEQPACKET message is one read,
+    // one send, which a pipe would merge or cut. Into a socket, splice(2)
+    // raises SIGPIPE on a reset peer: only where that is ignored (it is in
+    // the ferry command).
+    if (socktype != SOCK_STREAM) return {};
+    return {sigpipe_ignored() && spliceable(options_.in_fd), spliceable(options_.out_fd)};
+}
 
 RelayEnd Relay::run(Socket& sock, const std::string& peer) {
     sock.set_blocking(false);
@@ -98,6 +129,13 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
     // Input read for an earlier client is not this client's to receive.
     up_->clear();
     down_->clear();
+    const SpliceMode splicing = splice_mode(type);
+    // A session's own: listen -k holds no descriptor between clients.
+    std::unique_ptr<SplicePipe> up_pipe = pipe_if(splicing.input);
+    std::unique_ptr<SplicePipe> down_pipe = pipe_if(splicing.output);
+    // What is read and not yet passed on, in the pipe or the buffer.
+    const auto up_empty = [&] { return up_pipe ? up_pipe->empty() : up_->empty(); };
+    const auto down_empty = [&] { return down_pipe ? down_pipe->empty() : down_->empty(); };
 
     bool net_read_open = true;   // the peer may still send
     bool net_write_open = true;  // we may still send (until end of input was passed on)
@@ -105,6 +143,15 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
     Clock::time_point last_data = Clock::now();
 
     const auto send_pending = [&] {
+        if (up_pipe) {
+            try {
+                if (const IoResult n = up_pipe->drain_to(net); n && *n > 0)
+                    last_data = Clock::now();
+            } catch (const Error& e) {
+                throw_errno(e.code().value(), "send to " + peer);
+            }
+            return;
+        }
         const ssize_t n = ::send(net, up_->pending(), up_->pending_size(), MSG_NOSIGNAL);
         if (n >= 0) {
             up_->consumed(static_cast<std::size_t>(n));
@@ -114,6 +161,16 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
         }
     };
     const auto write_pending = [&] {
+        if (down_pipe) {
+            try {
+                if (const IoResult n = down_pipe->drain_to(out); n && *n > 0)
+                    last_data = Clock::now();
+            } catch (const Error& e) {
+                errno = e.code().value();
+                stream_failure("write to standard output");
+            }
+            return;
+        }
         const ssize_t n = ::write(out, down_->pending(), down_->pending_size());
         if (n >= 0) {
             down_->consumed(static_cast<std::size_t>(n));
@@ -126,7 +183,7 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
     // session: it was received, so it is delivered. (A stop signal does not
     // wait for standard output: stopping must not hang on a stalled reader.)
     const auto flush_received = [&] {
-        while (!down_->empty()) {
+        while (!down_empty()) {
             pollfd p{out, POLLOUT, 0};
             if (poll_until({&p, 1}, std::nullopt) == 0) continue;
             if ((p.revents & POLLNVAL) != 0) {
@@ -139,7 +196,7 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
 
     for (;;) {
         // End of input goes to the peer once everything read before it was sent.
-        if (net_write_open && input_ended_ && up_->empty()) {
+        if (net_write_open && input_ended_ && up_empty()) {
             net_write_open = false;
             input_done_at = Clock::now();
             // ENOTCONN: the peer has already reset the connection, and there is
@@ -147,7 +204,7 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
             if (stream && ::shutdown(net, SHUT_WR) != 0 && errno != ENOTCONN)
                 throw_errno("shutdown of " + peer);
         }
-        if (!net_write_open && !net_read_open && down_->empty()) return RelayEnd::done;
+        if (!net_write_open && !net_read_open && down_empty()) return RelayEnd::done;
 
         std::optional<Clock::time_point> quit_at;
         if (input_done_at && options_.quit_after_eof) {
@@ -166,12 +223,12 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
         enum { kStop, kIn, kNet, kOut, kCount };
         pollfd fds[kCount] = {};
         fds[kStop] = {options_.stop_fd, POLLIN, 0};
-        fds[kIn] = {!input_ended_ && up_->empty() ? in : -1, POLLIN, 0};
+        fds[kIn] = {!input_ended_ && up_empty() ? in : -1, POLLIN, 0};
         short net_events = 0;
-        if (net_read_open && down_->empty()) net_events |= POLLIN;
-        if (net_write_open && !up_->empty()) net_events |= POLLOUT;
+        if (net_read_open && down_empty()) net_events |= POLLIN;
+        if (net_write_open && !up_empty()) net_events |= POLLOUT;
         fds[kNet] = {net_events != 0 ? net : -1, net_events, 0};
-        fds[kOut] = {down_->empty() ? -1 : out, POLLOUT, 0};
+        fds[kOut] = {down_empty() ? -1 : out, POLLOUT, 0};
 
         if (poll_until(fds, earliest(quit_at, idle_at)) == 0) {
             if (idle_at && Clock::now() >= *idle_at) return RelayEnd::idle;
@@ -183,6 +240,23 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
         // read: the read returns what is left, then 0 for end of input.
         if ((fds[kIn].revents & POLLNVAL) != 0) {
             input_ended_ = true;
+        } else if (fds[kIn].revents != 0 && up_pipe) {
+            IoResult n;
+            try {
+                n = up_pipe->fill_from(in);
+            } catch (const Error& e) {
+                if (e.code() != std::errc::invalid_argument) {
+                    errno = e.code().value();
+                    stream_failure("read from standard input");
+                }
+                up_pipe.reset();  // not spliceable after all: read it from now on
+            }
+            if (n && *n > 0) {
+                last_data = Clock::now();
+                send_pending();
+            } else if (n) {
+                input_ended_ = true;
+            }
         } else if (fds[kIn].revents != 0) {
             const ssize_t n = ::read(in, up_->space(), in_chunk);
             if (n > 0) {
@@ -200,10 +274,25 @@ RelayEnd Relay::run(Socket& sock, const std::string& peer) {
         // The socket. POLLERR and POLLHUP are handed to whichever call was
         // asked for: send or recv then returns the error or the end of stream.
         const short net_revents = fds[kNet].revents;
-        if ((net_events & POLLOUT) != 0 && !up_->empty() &&
+        if ((net_events & POLLOUT) != 0 && !up_empty() &&
             (net_revents & (POLLOUT | POLLERR | POLLHUP)) != 0)
             send_pending();
-        if ((net_events & POLLIN) != 0 && (net_revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+        const bool net_readable =
+            (net_events & POLLIN) != 0 && (net_revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+        if (net_readable && down_pipe) {
+            IoResult got;  // empty: nothing to read after all
+            try {
+                got = down_pipe->fill_from(net);
+            } catch (const Error& e) {
+                throw_errno(e.code().value(), "recv from " + peer);
+            }
+            if (got && *got > 0) {
+                last_data = Clock::now();
+                if (out_never_waits) write_pending();
+            } else if (got) {
+                net_read_open = false;
+            }
+        } else if (net_readable) {
             IoResult got;  // empty: nothing to read after all
             if (messages) {
                 // A message is taken whole or refused: never written out cut short.

@@ -53,6 +53,18 @@ enum class RelayEnd {
 /// socket has no end of stream: its session ends only by -q, -w or stop_fd.
 /// An empty datagram writes nothing.
 ///
+/// Zero copy: on a stream socket, a standard input that is a pipe, a FIFO or
+/// a regular file is moved to the socket with splice(2) through a pipe of
+/// the relay's own (input -> pipe -> socket), and the socket to a standard
+/// output that is one of those likewise (socket -> pipe -> output): the
+/// bytes never pass through user space, with the same poll(2) state machine
+/// (the pipe takes the place of the buffer). A terminal, a device (the null
+/// device) or a socket is read and written through the buffer, as is a
+/// datagram or SOCK_SEQPACKET session, and standard input when SIGPIPE is not
+/// ignored (splice(2) into a reset socket raises it; the ferry command
+/// ignores it). A descriptor that refuses splice(2) after all (EINVAL) falls
+/// back to the buffer; so does a direction for which no pipe can be opened.
+///
 /// A SOCK_SEQPACKET socket is relayed message by message: each read of
 /// standard input (at most kMessageChunk bytes) is sent as one message, each
 /// message received is written out whole before the next is read, and a
@@ -90,6 +102,12 @@ class Relay {
 
   private:
     class Buffer;
+    /// Which directions splice (see the class comment).
+    struct SpliceMode {
+        bool input = false;   // standard input -> socket
+        bool output = false;  // socket -> standard output
+    };
+    [[nodiscard]] SpliceMode splice_mode(int socktype) const;
 
     RelayOptions options_;
     std::unique_ptr<Buffer> up_;    // standard input -> socket

@@ -156,6 +156,15 @@ std::string metrics_text(const std::vector<testkit::ProxyState>& proxies) {
         {"ferry_proxy_refused_total", "counter",
          "Upstream connects that failed (TCP) or refusals seen (UDP)"},
         [](const C& c) { return c.refused; }, false);
+    family({"ferry_proxy_spliced_bytes_total", "counter",
+            "TCP bytes sent with splice(2), never copied through the proxy (of sent_bytes)"});
+    for (const auto& p : proxies) {
+        if (p.config.protocol != testkit::Protocol::tcp) continue;
+        out += fmt::format("ferry_proxy_spliced_bytes_total{{{}}} {}\n", labels(p, "upstream"),
+                           p.counters.spliced_up);
+        out += fmt::format("ferry_proxy_spliced_bytes_total{{{}}} {}\n", labels(p, "downstream"),
+                           p.counters.spliced_down);
+    }
     family({"ferry_proxy_datagrams_total", "counter", "UDP datagrams received"});
     for (const auto& p : proxies) {
         if (p.config.protocol != testkit::Protocol::udp) continue;

@@ -48,6 +48,7 @@ struct ProxyOptions {
     double idle_timeout = 0;                     // 0: never
     double connect_timeout = 10;
     bool json = false;
+    bool no_splice = false;
     std::optional<std::string> api;  // set and empty: --api alone
     // Filled in by check(): every route and toxic checked, the API address resolved.
     std::vector<proxy::ProxyEntry> checked;
@@ -229,6 +230,8 @@ nlohmann::json counters_json(const testkit::Counters& c, Protocol protocol) {
         j["connections"] = c.connections;
         j["shed"] = c.shed;
         j["idle_closed"] = c.idle_closed;
+        j["spliced_up"] = c.spliced_up;
+        j["spliced_down"] = c.spliced_down;
     } else {
         j["flows"] = c.connections;
         j["evicted"] = c.evicted;
@@ -271,6 +274,7 @@ int run_proxy(const ProxyOptions& o) {
     if (o.idle_timeout > 0) options.idle_timeout = seconds(o.idle_timeout);
     options.connect_timeout = seconds(o.connect_timeout);
     options.seed = o.seed;
+    options.splice = !o.no_splice;
     options.on_warning = [](std::string_view text) {
         fmt::print(stderr, "ferry proxy: {}\n", text);
     };
@@ -427,6 +431,10 @@ void add_proxy(CLI::App& app, Runner& run) {
     add_number(cmd, "--connect-timeout", o->connect_timeout, NumberKind::seconds,
                {kMillisecond, kDay}, "seconds to wait for the upstream to accept a TCP connection")
         ->capture_default_str();
+    cmd->add_flag("--no-splice", o->no_splice,
+                  "copy every TCP byte through the proxy's buffers; by default a direction "
+                  "without toxics moves with splice(2), zero copy (counted as spliced_up, "
+                  "spliced_down)");
     cmd->add_flag("--json", o->json,
                   "print the counters as one JSON object at exit, alone on standard output "
                   "(the Listening lines go to standard error)");

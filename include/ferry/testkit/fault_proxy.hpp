@@ -53,13 +53,18 @@ struct ProxyChange {
 
 /// What a proxy has done since it was created (restarts do not reset it).
 struct Counters {
-    std::uint64_t connections = 0;     ///< TCP connections accepted / UDP client flows started
-    std::uint64_t active = 0;          ///< open now
-    std::uint64_t refused = 0;         ///< TCP: upstream connects that failed; UDP: refusals seen
-    std::uint64_t received_up = 0;     ///< bytes read from clients
-    std::uint64_t bytes_up = 0;        ///< bytes written to the upstream
-    std::uint64_t received_down = 0;   ///< bytes read from the upstream
-    std::uint64_t bytes_down = 0;      ///< bytes written to the clients
+    std::uint64_t connections = 0;    ///< TCP connections accepted / UDP client flows started
+    std::uint64_t active = 0;         ///< open now
+    std::uint64_t refused = 0;        ///< TCP: upstream connects that failed; UDP: refusals seen
+    std::uint64_t received_up = 0;    ///< bytes read from clients
+    std::uint64_t bytes_up = 0;       ///< bytes written to the upstream
+    std::uint64_t received_down = 0;  ///< bytes read from the upstream
+    std::uint64_t bytes_down = 0;     ///< bytes written to the clients
+    /// TCP: of bytes_up, those moved with splice(2), never copied through the
+    /// proxy (FaultProxyOptions::splice).
+    std::uint64_t spliced_up = 0;
+    /// TCP: of bytes_down, those moved with splice(2).
+    std::uint64_t spliced_down = 0;
     std::uint64_t datagrams_up = 0;    ///< UDP: received from clients
     std::uint64_t datagrams_down = 0;  ///< UDP: received from the upstream
     /// TCP: connections closed at once, unserved: over max_connections, or the
@@ -145,6 +150,14 @@ struct FaultProxyOptions {
     /// Flow control: a direction holding this many bytes not yet written stops
     /// reading from its sender, and resumes below half of it.
     std::size_t high_water = std::size_t{1} << 20;
+    /// TCP: relay a direction with no toxic on it by splice(2) through a pipe
+    /// (zero copy) instead of through a buffer; a toxic added to it on a live
+    /// connection takes the bytes already in the pipe first, so none is lost
+    /// or reordered, and it splices again once its toxics are gone and what
+    /// they held has gone out. Only when the process ignores SIGPIPE (which
+    /// splice(2) into a reset socket raises; the ferry command does): else,
+    /// and with false, every byte goes through the buffer.
+    bool splice = true;
     /// Told what goes wrong while relaying (an upstream refusing; and at most
     /// once a second with a count: connections refused out of descriptors or
     /// over max_connections, UDP flows evicted), one line naming the proxy;

@@ -13,6 +13,17 @@
 // it keeps the instances whose serial is unchanged, builds new ones for toxics added or
 // updated (with a fresh toxicity draw and end timer, as Toxiproxy restarts a changed toxic),
 // and drops the rest. Pieces already scheduled keep their times, so bytes never reorder.
+//
+// Zero copy: a stream with no toxics and nothing buffered or scheduled moves its bytes with
+// splice(2), socket -> pipe -> socket, never through user space (as nginx and HAProxy relay).
+// The pipe is taken from the relay's pool when bytes come and given back once it is empty,
+// so only directions with bytes in flight hold one (at most kMaxPipes per route, two
+// descriptors each; without one a stream is relayed through the buffer). The moment a toxic
+// is attached to a splicing stream, the bytes in its pipe move into the output Buffer, ahead
+// of anything read later, and the stream is buffered from then on: the toxics see every byte
+// read after that. Once its toxics are gone and its buffer and schedule have drained, the
+// stream splices again. Splicing needs the process to ignore SIGPIPE, which splice(2) into
+// a reset socket raises (the ferry command does); otherwise every stream is buffered.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -26,6 +37,7 @@
 #include "ferry/buffer.hpp"
 #include "ferry/create.hpp"
 #include "ferry/error.hpp"
+#include "ferry/splice_pipe.hpp"
 #include "route_relay.hpp"
 
 namespace ferry::testkit::detail {
@@ -35,6 +47,9 @@ constexpr int kClient = 0;
 constexpr int kUpstream = 1;
 constexpr unsigned kAcceptsPerWakeup = 64;
 constexpr std::size_t kReadChunk = 64 * 1024;
+/// Pipes a route splices through at once (HAProxy's maxpipes): a stream with bytes
+/// in flight holds one; when all are taken, further streams are buffered.
+constexpr std::size_t kMaxPipes = 64;
 
 class TcpRelay;
 
@@ -52,8 +67,11 @@ struct Stream {
     Stream(int f, int t) : from(f), to(t) {}
     int from;
     int to;
-    Buffer out;                   // due for the receiver
-    std::deque<Piece> scheduled;  // through the toxics, not yet due
+    Buffer out;                        // due for the receiver
+    std::unique_ptr<SplicePipe> pipe;  // splicing: bytes read, not yet written (before `out`)
+    bool pipe_full = false;            // the last splice in found no room: wait for a drain
+    bool splice_refused = false;       // a socket splice(2) does not take (EINVAL): buffered
+    std::deque<Piece> scheduled;       // through the toxics, not yet due
     std::size_t scheduled_bytes = 0;
     std::vector<TcpToxic*> toxics;  // owned by the connection's Attached entries
     bool reading = true;            // the sender has not ended its side
@@ -63,7 +81,14 @@ struct Stream {
     bool done = false;              // the receiver was shut down for writing
     Scheduler::Id timer = 0;
 
-    [[nodiscard]] std::size_t backlog() const { return out.size() + scheduled_bytes; }
+    [[nodiscard]] std::size_t in_pipe() const { return pipe ? pipe->size() : 0; }
+    [[nodiscard]] std::size_t backlog() const { return out.size() + scheduled_bytes + in_pipe(); }
+    /// Bytes are waiting for the receiver to take them.
+    [[nodiscard]] bool unwritten() const { return !out.empty() || in_pipe() > 0; }
+    /// Whether the next read may splice: nothing for the toxics to see, nothing ahead of it.
+    [[nodiscard]] bool may_splice() const {
+        return !splice_refused && toxics.empty() && scheduled.empty() && out.empty();
+    }
 };
 
 class Connection {
@@ -92,6 +117,14 @@ class Connection {
     void on_event(int side, std::uint32_t ready);
     void on_connected();
     void read(Stream& s);
+    /// read() for a stream that may splice; false when no pipe is to be had.
+    bool splice_in(Stream& s);
+    /// Writes what the stream's pipe holds; false if bytes remain (or it failed).
+    bool splice_out(Stream& s);
+    /// Moves what the stream's pipe holds into its buffer and gives the pipe back.
+    void stop_splicing(Stream& s);
+    /// Gives an empty pipe back to the relay's pool (a full one is closed).
+    void give_back(Stream& s);
     void deliver(Stream& s);
     void flush(Stream& s);
     void sync(int side);
@@ -134,11 +167,20 @@ class TcpRelay final : public RouteRelay {
     /// Called by a connection that closed: it is freed after the current loop round.
     void retire(std::uint64_t id);
 
+    /// A pipe to splice through, or null: splicing off, kMaxPipes taken, or
+    /// none can be opened (out of descriptors).
+    std::unique_ptr<SplicePipe> take_pipe();
+    /// Takes back a pipe from take_pipe(): kept for the next taker when empty.
+    void give_pipe(std::unique_ptr<SplicePipe> pipe);
+
   private:
     void on_accept(Accepted client);
     void close_idle();
 
     std::size_t max_connections_;
+    bool splice_;                                     // SIGPIPE ignored: splice(2) is safe
+    std::vector<std::unique_ptr<SplicePipe>> pipes_;  // empty, for the next taker
+    std::size_t pipes_taken_ = 0;
     ThrottledWarning over_capacity_;
     LoopAcceptor acceptor_;
     std::uint64_t acceptor_counted_ = 0;  // the acceptor's refusals already in the counters
@@ -159,9 +201,23 @@ Connection::Connection(TcpRelay& relay, std::uint64_t id, Socket client, Address
 }
 
 Connection::~Connection() {
+    give_back(up_);
+    give_back(down_);
     if (closed_) return;
     unwatch_all();  // the relay is going away with its connections open
     --relay_.stats().active;
+}
+
+void Connection::give_back(Stream& s) {
+    if (!s.pipe) return;
+    s.pipe_full = false;
+    relay_.give_pipe(std::move(s.pipe));
+}
+
+void Connection::stop_splicing(Stream& s) {
+    if (!s.pipe) return;
+    s.pipe->drain_into(s.out);
+    give_back(s);
 }
 
 void Connection::unwatch_all() {
@@ -265,7 +321,21 @@ void Connection::attach_toxics() {
         if (a.up) up_.toxics.push_back(a.up.get());
         if (a.down) down_.toxics.push_back(a.down.get());
     }
-    if (close_now) close();
+    if (close_now) {
+        close();
+        return;
+    }
+    // A toxic on a splicing stream sees every byte read from now on: what the
+    // pipe holds was read before, and goes out first, as the buffer's bytes would.
+    for (Stream* s : {&up_, &down_}) {
+        if (s->toxics.empty() || !s->pipe) continue;
+        try {
+            stop_splicing(*s);
+        } catch (const Error&) {
+            reset((1u << kClient) | (1u << kUpstream));
+            return;
+        }
+    }
 }
 
 void Connection::on_event(int side, std::uint32_t ready) {
@@ -285,12 +355,13 @@ void Connection::on_event(int side, std::uint32_t ready) {
         return;
     }
     Stream& out = writing_to(side);
-    if (!out.out.empty() && (ready & (events::writable | events::hangup)) != 0) {
+    if (out.unwritten() && (ready & (events::writable | events::hangup)) != 0) {
         flush(out);
         if (closed_) return;
     }
     Stream& in = reading_from(side);
-    if (in.reading && !in.paused && (ready & (events::readable | events::hangup)) != 0) {
+    if (in.reading && !in.paused && !in.pipe_full &&
+        (ready & (events::readable | events::hangup)) != 0) {
         read(in);
         if (closed_) return;
     }
@@ -301,6 +372,7 @@ void Connection::read(Stream& s) {
     Socket& src = sockets_[s.from];
     std::uint64_t& received =
         s.from == kClient ? relay_.stats().received_up : relay_.stats().received_down;
+    if (s.may_splice() && splice_in(s)) return;
     // Straight into the output buffer unless toxics are on, or pieces that
     // toxics scheduled before they were removed still wait their turn.
     if (s.toxics.empty() && s.scheduled.empty()) {
@@ -347,6 +419,63 @@ void Connection::read(Stream& s) {
     deliver(s);
 }
 
+bool Connection::splice_in(Stream& s) {
+    if (!s.pipe && !(s.pipe = relay_.take_pipe())) return false;
+    Socket& src = sockets_[s.from];
+    IoResult n;
+    try {
+        n = s.pipe->fill_from(src.fd());
+    } catch (const Error& e) {
+        if (e.code() == std::errc::invalid_argument && s.pipe->empty()) {
+            s.splice_refused = true;
+            give_back(s);
+            return false;
+        }
+        failed(s.from);
+        return true;
+    }
+    if (!n) {
+        // No room in the pipe (or, as well, nothing to read): read again once
+        // some of it went out; with the pipe empty it was nothing to read.
+        if (s.pipe->empty())
+            give_back(s);
+        else
+            s.pipe_full = true;
+        return true;
+    }
+    last_activity_ = Clock::now();
+    (s.from == kClient ? relay_.stats().received_up : relay_.stats().received_down) += *n;
+    if (*n == 0) {
+        s.reading = false;
+        s.eof_due = true;
+    }
+    flush(s);
+    return true;
+}
+
+bool Connection::splice_out(Stream& s) {
+    const int dst = sockets_[s.to].fd();
+    Counters& stats = relay_.stats();
+    std::uint64_t& sent = s.to == kUpstream ? stats.bytes_up : stats.bytes_down;
+    std::uint64_t& spliced = s.to == kUpstream ? stats.spliced_up : stats.spliced_down;
+    while (s.pipe && !s.pipe->empty()) {
+        IoResult n;
+        try {
+            n = s.pipe->drain_to(dst);
+        } catch (const Error&) {
+            failed(s.to);
+            return false;
+        }
+        if (!n) return false;
+        last_activity_ = Clock::now();
+        sent += *n;
+        spliced += *n;
+        s.pipe_full = false;
+    }
+    give_back(s);
+    return true;
+}
+
 void Connection::deliver(Stream& s) {
     const auto now = Clock::now();
     while (!s.scheduled.empty() && s.scheduled.front().at <= now) {
@@ -372,6 +501,8 @@ void Connection::deliver(Stream& s) {
 }
 
 void Connection::flush(Stream& s) {
+    // The pipe's bytes were read before any now in `out` (see stop_splicing).
+    if (s.pipe && !splice_out(s)) return;
     const int dst = sockets_[s.to].fd();
     std::uint64_t& sent = s.to == kUpstream ? relay_.stats().bytes_up : relay_.stats().bytes_down;
     while (!s.out.empty()) {
@@ -412,8 +543,8 @@ void Connection::sync(int side) {
         const std::size_t high = relay_.settings().high_water;
         if (!in.paused && in.backlog() >= high) in.paused = true;
         if (in.paused && in.backlog() <= high / 2) in.paused = false;
-        if (in.reading && !in.paused) interest |= events::readable;
-        if (!writing_to(side).out.empty()) interest |= events::writable;
+        if (in.reading && !in.paused && !in.pipe_full) interest |= events::readable;
+        if (writing_to(side).unwritten()) interest |= events::writable;
     }
     EventLoop& loop = relay_.loop();
     // Unwatched rather than watched for nothing: a hung-up socket would
@@ -442,6 +573,8 @@ void Connection::close() {
     unwatch_all();
     for (Socket& s : sockets_)
         s.close();
+    give_back(up_);
+    give_back(down_);
     --relay_.stats().active;
     relay_.retire(id_);
 }
@@ -463,6 +596,7 @@ TcpRelay::TcpRelay(EventLoop& loop, RouteState& state, const Address& listen,
     : RouteRelay(loop, state, listen, settings, seed, SOCK_STREAM, kReadChunk),
       // FaultProxy always sets it (effective_options); unset would mean no cap.
       max_connections_(settings.max_connections.value_or(std::numeric_limits<std::size_t>::max())),
+      splice_(settings.splice && sigpipe_ignored()),
       over_capacity_(*this,
                      [max = max_connections_](std::uint64_t n) {
                          return fmt::format(
@@ -488,6 +622,31 @@ TcpRelay::~TcpRelay() {
     if (idle_sweeper_ != 0) loop_.cancel_timer(idle_sweeper_);
     connections_.clear();
     retired_.clear();
+}
+
+std::unique_ptr<SplicePipe> TcpRelay::take_pipe() {
+    if (!splice_) return nullptr;
+    std::unique_ptr<SplicePipe> pipe;
+    if (!pipes_.empty()) {
+        pipe = std::move(pipes_.back());
+        pipes_.pop_back();
+    } else if (pipes_taken_ < kMaxPipes) {
+        try {
+            pipe = std::make_unique<SplicePipe>();
+        } catch (const Error&) {
+            return nullptr;  // out of descriptors: this read goes through the buffer
+        }
+    } else {
+        return nullptr;
+    }
+    ++pipes_taken_;
+    return pipe;
+}
+
+void TcpRelay::give_pipe(std::unique_ptr<SplicePipe> pipe) {
+    --pipes_taken_;
+    // A pipe still holding bytes (its connection closed first) is not reused: it is closed.
+    if (pipe->empty()) pipes_.push_back(std::move(pipe));
 }
 
 void TcpRelay::publish_counters() {
