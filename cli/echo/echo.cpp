@@ -9,6 +9,7 @@
 #include <latch>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "common/command.hpp"
@@ -55,6 +56,10 @@ class ReportingEcho final : public StreamHandler {
     }
     // A raw echo lets the event-loop models send straight from their read buffer.
     [[nodiscard]] bool echoes_input() const noexcept override { return echo_.echoes_input(); }
+    // ... and the io_uring model send echoes from the buffer they arrived in.
+    [[nodiscard]] std::optional<EchoSpan> echo_span(std::string_view input) const override {
+        return echo_.echo_span(input);
+    }
     // Called from any serving thread or forked child: one fprintf is one
     // locked write of the whole line, and it cannot throw.
     void on_frame_error(const Error& why) const noexcept override {
@@ -235,8 +240,9 @@ void add_echo(CLI::App& app, Runner& run) {
         server, "--stalled-timeout", o->stalled_timeout, NumberKind::seconds, {kMillisecond, kDay},
         "seconds a connection may stay above the high-water mark (a client that never reads)")
         ->capture_default_str();
-    add_number(server, "--drain-timeout", o->drain_timeout, NumberKind::seconds,
-               {kMillisecond, kDay}, "seconds the graceful stop may take (the default keeps a stop signal within a second)")
+    add_number(
+        server, "--drain-timeout", o->drain_timeout, NumberKind::seconds, {kMillisecond, kDay},
+        "seconds the graceful stop may take (the default keeps a stop signal within a second)")
         ->capture_default_str();
     server->callback([o, &run] {
         check_transport(*o);

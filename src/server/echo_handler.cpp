@@ -63,61 +63,58 @@ EchoHandler::EchoHandler(Framing framing, std::size_t max_frame)
 }
 
 std::size_t EchoHandler::on_data(Buffer& input, Buffer& output) const {
-    switch (framing_.kind) {
-        case Framing::Kind::raw: {
-            if (input.empty()) return 0;
-            // Nothing waiting to go out: hand over the whole buffer instead of copying it.
-            if (output.empty()) {
-                std::swap(input, output);
-            } else {
-                output.append(input.data(), input.size());
-                input.clear();
-            }
-            return 1;
+    if (framing_.kind == Framing::Kind::raw) {
+        if (input.empty()) return 0;
+        // Nothing waiting to go out: hand over the whole buffer instead of copying it.
+        if (output.empty()) {
+            std::swap(input, output);
+        } else {
+            output.append(input.data(), input.size());
+            input.clear();
         }
-        case Framing::Kind::line: {
-            std::size_t messages = 0;
-            std::size_t taken = 0;
-            const std::string_view data = input.view();
+        return 1;
+    }
+    const EchoSpan span = *echo_span(input.view());
+    output.append(input.data(), span.bytes);
+    input.consume(span.bytes);
+    return span.messages;
+}
+
+std::optional<EchoSpan> EchoHandler::echo_span(std::string_view data) const {
+    EchoSpan span;
+    switch (framing_.kind) {
+        case Framing::Kind::raw:
+            span.bytes = data.size();
+            span.messages = data.empty() ? 0 : 1;
+            break;
+        case Framing::Kind::line:
             for (;;) {
-                const std::size_t newline = data.find('\n', taken);
+                const std::size_t newline = data.find('\n', span.bytes);
                 if (newline == std::string_view::npos) {
-                    if (data.size() - taken > max_frame_)
-                        too_large(data.size() - taken, max_frame_);
+                    if (data.size() - span.bytes > max_frame_)
+                        too_large(data.size() - span.bytes, max_frame_);
                     break;
                 }
-                if (newline - taken > max_frame_) too_large(newline - taken, max_frame_);
-                taken = newline + 1;
-                ++messages;
+                if (newline - span.bytes > max_frame_) too_large(newline - span.bytes, max_frame_);
+                span.bytes = newline + 1;
+                ++span.messages;
             }
-            output.append(data.data(), taken);
-            input.consume(taken);
-            return messages;
-        }
-        case Framing::Kind::fixed: {
-            const std::size_t messages = input.size() / framing_.fixed_size;
-            const std::size_t taken = messages * framing_.fixed_size;
-            output.append(input.data(), taken);
-            input.consume(taken);
-            return messages;
-        }
-        case Framing::Kind::length: {
-            std::size_t messages = 0;
-            std::size_t taken = 0;
-            const std::string_view data = input.view();
-            while (data.size() - taken >= 4) {
-                const std::size_t length = load_be32(data.data() + taken);
+            break;
+        case Framing::Kind::fixed:
+            span.messages = data.size() / framing_.fixed_size;
+            span.bytes = span.messages * framing_.fixed_size;
+            break;
+        case Framing::Kind::length:
+            while (data.size() - span.bytes >= 4) {
+                const std::size_t length = load_be32(data.data() + span.bytes);
                 if (length > max_frame_) too_large(length, max_frame_);
-                if (data.size() - taken - 4 < length) break;
-                taken += 4 + length;
-                ++messages;
+                if (data.size() - span.bytes - 4 < length) break;
+                span.bytes += 4 + length;
+                ++span.messages;
             }
-            output.append(data.data(), taken);
-            input.consume(taken);
-            return messages;
-        }
+            break;
     }
-    return 0;
+    return span;
 }
 
 }  // namespace ferry

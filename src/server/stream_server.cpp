@@ -79,6 +79,10 @@ StreamServer::StreamServer(const Address& address, Model model, ServerLimits lim
     : stats_(map_shared_stats()), shared_(std::make_unique<Shared>()) {
     if (limits.threads == 0) throw_errno(EINVAL, "a server with 0 threads");
     if (limits.max_connections == 0) throw_errno(EINVAL, "a server with room for 0 connections");
+    if (model == Model::uring && (limits.uring_buffers == 0 || limits.uring_buffers > 32768 ||
+                                  (limits.uring_buffers & (limits.uring_buffers - 1)) != 0))
+        throw_errno(EINVAL, "a ring of " + std::to_string(limits.uring_buffers) +
+                                " buffers (a power of two from 1 to 32768)");
     if (socktype != SOCK_STREAM && socktype != SOCK_SEQPACKET)
         throw_errno(EINVAL, "a stream server of socket type " + socktype_name(socktype) +
                                 " (SOCK_STREAM or SOCK_SEQPACKET)");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -10,6 +11,12 @@
 #include "ferry/error.hpp"
 
 namespace ferry {
+
+/// The front of an input that an echo sends back as it is (StreamHandler::echo_span).
+struct EchoSpan {
+    std::size_t bytes = 0;     ///< bytes of whole messages at the front of the input
+    std::size_t messages = 0;  ///< how many messages those bytes hold
+};
 
 /// A service over a byte stream, shared by every connection and every server
 /// model: it keeps no per-connection state of its own (the state is what is
@@ -36,6 +43,20 @@ class StreamHandler {
     /// from its read buffer, keeping only what the socket did not take.
     /// Default: false.
     [[nodiscard]] virtual bool echoes_input() const noexcept { return false; }
+
+    /// For a model that receives into memory of its own and can send a reply
+    /// from where it was received, with no copy (the io_uring model's
+    /// provided buffers): when this handler's reply to the whole messages at
+    /// the front of `input` is exactly those bytes (an echo), how many bytes
+    /// and messages that is. The model then sends and drops those bytes
+    /// itself, as if on_data had moved them to the output. Throws as on_data
+    /// does (Errc::frame_too_large). Default: nullopt for every input, which
+    /// means "not an echo": replies are made by on_data. A handler answers
+    /// nullopt for every input or for none.
+    [[nodiscard]] virtual std::optional<EchoSpan> echo_span(std::string_view input) const {
+        (void)input;
+        return std::nullopt;
+    }
 
     /// What a client refused for lack of room is told before the close.
     [[nodiscard]] virtual std::string_view refusal() const {
@@ -77,6 +98,9 @@ class EchoHandler final : public StreamHandler {
     [[nodiscard]] bool echoes_input() const noexcept override {
         return framing_.kind == Framing::Kind::raw;
     }
+
+    /// The whole messages at the front of `input` under the framing (raw: all of it).
+    [[nodiscard]] std::optional<EchoSpan> echo_span(std::string_view input) const override;
 
   private:
     Framing framing_;

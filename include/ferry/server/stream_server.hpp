@@ -57,6 +57,14 @@ struct ServerLimits {
     /// (MSG_TRUNC: never echoed shortened). Each connection's send buffer is
     /// raised to take a reply this large (see fit_send_buffer).
     std::size_t max_message = 64 * 1024;
+    /// uring model only: receives land in a ring of this many provided
+    /// buffers (a power of two from 1 to 32768) shared by all connections,
+    /// taken by a connection only while its bytes are handled or sent, so an
+    /// idle connection holds none. Each is 16 KiB (max_message + 1 on
+    /// SOCK_SEQPACKET) and costs memory once traffic has filled it. When the
+    /// ring runs dry, a receive waits for a buffer to come back
+    /// (ServerStats::receives_starved) and nothing is lost.
+    unsigned uring_buffers = 64;
 };
 
 /// Counters, read at the end of a run (or from another thread: they are atomic).
@@ -77,6 +85,9 @@ struct ServerStats {
     /// Bytes written to clients.
     std::atomic<std::uint64_t> bytes_out{0};
     std::atomic<std::uint64_t> open{0};  ///< connections open now
+    /// uring model: receives that found every provided buffer taken and were
+    /// started again once one came back (see ServerLimits::uring_buffers).
+    std::atomic<std::uint64_t> receives_starved{0};
 };
 
 /// A listening stream socket (TCP or Unix) served by one Model.
