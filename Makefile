@@ -28,8 +28,11 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; \
 	fi
 
-# The benchmark peers (Asio and libuv only as peers) and the chart.
-BENCH_PACKAGES := libasio-dev libuv1-dev python3-matplotlib util-linux
+# The benchmark peers (Asio and libuv only as peers; sockperf as the independent
+# load generator and a peer server; socat and OpenBSD nc for the relays), perf
+# for the system calls per datagram, taskset (util-linux) and the chart.
+BENCH_PACKAGES := libasio-dev libuv1-dev python3-matplotlib util-linux sockperf linux-perf \
+                  socat netcat-openbsd
 
 bench-deps:
 	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)" NODE=
@@ -101,9 +104,11 @@ PREFIX ?= /usr/local
 install: build
 	cmake --install build --prefix $(PREFIX)
 
-# Every server model and peer under the same load: writes docs/benchmarks.md and .png.
+# Every server model and peer under the same load, every target of issue 11: writes
+# docs/benchmarks.md and .png (about 20 minutes on 2 CPUs; BENCH_ARGS=--quick for a smoke test).
+BENCH_ARGS ?=
 bench: deps bench-deps build
-	bench/compare
+	bench/compare $(BENCH_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp' '*.c')

@@ -41,6 +41,7 @@ struct BenchOptions {
     std::optional<int> server_pid;
     double connect_timeout = 10;
     unsigned threads = 1;
+    bool sockperf = false;
     bool duration_given = false;
 };
 
@@ -62,6 +63,7 @@ BenchConfig config_of(const BenchOptions& o) {
     // awaited a little, then counted as lost.
     c.drain = o.udp ? c.udp_timeout + seconds(1) : seconds(kTcpDrain);
     c.threads = o.threads;
+    c.sockperf = o.sockperf;
     c.server_pid = o.server_pid;
     c.stop_on_signals = true;
     return c;
@@ -211,6 +213,7 @@ void print_json(const BenchOptions& o, const BenchResult& r, std::time_t started
         {"size", o.size},
         {"mode", o.rate ? "open-loop" : "closed-loop"},
         {"pipeline", o.pipeline},
+        {"sockperf", o.sockperf},
         {"rate", o.rate ? json(*o.rate) : json(nullptr)},
         {"duration", o.requests && !o.duration_given ? json(nullptr) : json(o.duration)},
         {"warmup", o.warmup},
@@ -321,6 +324,10 @@ void validate(BenchOptions& o, const CLI::App& cmd) {
     } else if (cmd.count("--udp-timeout") > 0) {
         throw CLI::ValidationError("--udp-timeout applies to -u (UDP) only");
     }
+    if (o.sockperf && o.size < kSockperfHeader)
+        throw CLI::ValidationError(fmt::format(
+            "--size {} is too small for --sockperf: sockperf's header alone is {} bytes", o.size,
+            kSockperfHeader));
     if (o.threads > o.connections)
         throw CLI::ValidationError(fmt::format(
             "--threads {} is more than the {} connections to share", o.threads, o.connections));
@@ -380,6 +387,10 @@ void add_bench(CLI::App& app, Runner& run) {
         ->capture_default_str();
     add_number(cmd, "-n,--requests", o->requests, NumberKind::count, {1, std::uint64_t{1} << 53},
                "stop after this many replies instead of after --duration");
+    cmd->add_flag("--sockperf", o->sockperf,
+                  "start every request with sockperf's message header (a ping-pong request of "
+                  "--size bytes, at least 14), so that `sockperf server` answers it as it "
+                  "answers sockperf itself; any echo server answers these requests too");
     cmd->add_flag("--json", o->json,
                   "print iperf3-shaped JSON: start (parameters), intervals (one per second), "
                   "end (totals, round-trip percentiles, CPU)");

@@ -7,6 +7,12 @@
 // requests flow: the in-flight timestamps of every connection live in one
 // array sized before the start, and every connection reads into the
 // thread's one 64 KiB buffer (the echoed bytes are counted, not kept).
+//
+// One connection with one request in flight (latency runs, `-c 1`) skips
+// epoll: the socket blocks in recv for at most kBlockingSlice, so a request
+// costs a send and a recv, as in sockperf or a plain client loop, instead of
+// an epoll_pwait2 more. The deadlines and the stop signal are looked at
+// between two slices, never later than an epoll loop would.
 #include "bench/bench_engine.hpp"
 
 #include <sys/epoll.h>
@@ -59,6 +65,12 @@ constexpr Nanos kMinUdpTimeout = 1'000;
 // overflow a listen backlog of 4096 while the server is still accepting.
 constexpr std::size_t kMaxConnecting = 1024;
 // Descriptors besides the connections: stdio, epoll, /proc reads, spares.
+// The longest a lone connection blocks in recv (or in send) before the loop
+// looks at its deadlines, the stop signal and the other descriptors again.
+constexpr Nanos kBlockingSlice = 10'000'000;
+// Requests of at most this many bytes are sent on a blocking socket: well
+// inside the socket buffers, so a send never waits on the peer reading.
+constexpr std::size_t kBlockingMaxSize = 16 * 1024;
 constexpr std::size_t kSpareFds = 64;
 
 Nanos now_ns() noexcept {
@@ -420,10 +432,7 @@ class Worker {
           first_global_(first_global),
           udp_timeout_(std::max(config.udp_timeout.count(), kMinUdpTimeout)),
           next_tick_(timeline.measure + kSecond) {
-        const std::size_t pattern = std::min(config.size * config.pipeline, kMaxPattern);
-        pattern_.resize(std::max(pattern, config.udp ? config.size : std::size_t{1}));
-        for (std::size_t i = 0; i < pattern_.size(); ++i)
-            pattern_[i] = static_cast<char>('a' + i % 26);
+        fill_pattern();
         if (config.rate > 0)
             period_ = 1e9 / config.rate;  // ns between two requests of the whole run
         if (config.udp) {
@@ -444,6 +453,14 @@ class Worker {
                 throw_errno("epoll_ctl");
         }
         open_ = conns_.size();
+        blocking_ = conns_.size() == 1 && config.pipeline == 1 && config.rate <= 0 &&
+                    config.size <= kBlockingMaxSize;
+        if (blocking_) {
+            const timeval slice{0, static_cast<suseconds_t>(kBlockingSlice / 1000)};
+            sockets_[0].set_option(SOL_SOCKET, SO_RCVTIMEO, slice);
+            sockets_[0].set_option(SOL_SOCKET, SO_SNDTIMEO, slice);
+            sockets_[0].set_blocking(true);
+        }
         watch(coordinator.wake_fd(), kWakeToken);
         if (stop_fd >= 0) {
             watch(stop_fd, kStopToken);
@@ -463,6 +480,7 @@ class Worker {
         std::uint32_t head = 0;      // oldest in-flight slot of this connection's stamps
         std::uint32_t inflight = 0;  // requests sent, reply not complete
         std::size_t unsent = 0;      // TCP: request bytes not yet accepted by send()
+        std::size_t pattern_at = 0;  // TCP: where in pattern_ the next send starts
         std::size_t partial = 0;     // TCP: bytes of the oldest reply received so far
         std::uint64_t assigned = 0;  // --rate: requests whose scheduled time has come
         std::uint64_t issued = 0;    // --rate: requests sent (the next one's number)
@@ -475,6 +493,30 @@ class Worker {
         std::uint32_t conn;
         std::uint64_t tag;
     };
+
+    /// The bytes every connection sends, cycled through: whole requests
+    /// (up to kMaxPattern), so that a request always starts at a multiple of
+    /// --size and a sockperf header lands where sockperf reads it.
+    void fill_pattern() {
+        const std::size_t requests =
+            std::clamp<std::size_t>(kMaxPattern / c_.size, 1, c_.udp ? 1 : c_.pipeline);
+        pattern_.resize(requests * c_.size);
+        for (std::size_t i = 0; i < pattern_.size(); ++i)
+            pattern_[i] = static_cast<char>('a' + i % 26);
+        if (!c_.sockperf) return;
+        for (std::size_t at = 0; at < pattern_.size(); at += c_.size) {
+            // sockperf's header, network byte order: a 64-bit sequence number,
+            // 16-bit flags (client | ping-pong request), the 32-bit message size.
+            unsigned char* header = reinterpret_cast<unsigned char*>(pattern_.data() + at);
+            std::memset(header, 0, kSockperfHeader);
+            header[9] = 0x03;
+            const auto size = static_cast<std::uint32_t>(c_.size);
+            header[10] = static_cast<unsigned char>(size >> 24);
+            header[11] = static_cast<unsigned char>(size >> 16);
+            header[12] = static_cast<unsigned char>(size >> 8);
+            header[13] = static_cast<unsigned char>(size);
+        }
+    }
 
     void watch(int fd, std::uint64_t token) {
         epoll_event ev{};
@@ -574,10 +616,14 @@ class Worker {
     void flush(std::size_t i) {
         Conn& conn = conns_[i];
         while (conn.unsent > 0) {
-            const std::size_t chunk = std::min(conn.unsent, pattern_.size());
-            const ssize_t n = ::send(conn.fd, pattern_.data(), chunk, MSG_NOSIGNAL);
+            // From where the last send stopped: a short send must not restart a request.
+            const std::size_t chunk = std::min(conn.unsent, pattern_.size() - conn.pattern_at);
+            const ssize_t n =
+                ::send(conn.fd, pattern_.data() + conn.pattern_at, chunk, MSG_NOSIGNAL);
             if (n > 0) {
                 conn.unsent -= static_cast<std::size_t>(n);
+                conn.pattern_at += static_cast<std::size_t>(n);
+                if (conn.pattern_at == pattern_.size()) conn.pattern_at = 0;
                 continue;
             }
             if (errno == EINTR) continue;
@@ -664,19 +710,23 @@ class Worker {
     }
 
     /// Every socket has the same timeout and sends happen in time order, so
-    /// the queue of deadlines is a FIFO; entries for requests answered since
-    /// are skipped when they come up.
+    /// the queue of deadlines is a FIFO. Entries of requests answered since
+    /// leave it as soon as they reach its head, due or not: the head is then
+    /// a live deadline, and the loop sleeps until it instead of waking for
+    /// every stale one (a wake-up per request, when requests are answered
+    /// well within the timeout).
     void expire(Nanos now) {
         // Only the deadlines queued before this call: the datagrams sent in
         // place of the expired ones wait for the next round of the loop (and
         // its look at the stop signal), whatever the timeout.
         for (std::size_t due = timeouts_count_; due > 0 && timeouts_count_ > 0; --due) {
             const Expiry e = timeouts_[timeouts_head_];
-            if (e.when > now) return;
+            Conn& conn = conns_[e.conn];
+            const bool answered = !conn.open || conn.inflight == 0 || conn.tag != e.tag;
+            if (!answered && e.when > now) return;
             timeouts_head_ = (timeouts_head_ + 1) & (timeouts_.size() - 1);
             --timeouts_count_;
-            Conn& conn = conns_[e.conn];
-            if (!conn.open || conn.inflight == 0 || conn.tag != e.tag) continue;
+            if (answered) continue;
             const Nanos stamp = pop_stamp(e.conn);
             if (measured(stamp)) {
                 ++counters.lost_udp;
@@ -809,6 +859,8 @@ class Worker {
     int ready_ = 0;
     int stop_fd_ = -1;  // the signalfd, watched by worker 0 only (not owned)
     bool pwait2_ = true;
+    bool blocking_ = false;       // one connection: recv blocks, no epoll per request
+    Nanos next_epoll_check_ = 0;  // blocking_: when epoll is looked at again (signals)
 
     const std::uint64_t quota_;
     const std::size_t first_global_;
@@ -892,6 +944,16 @@ void Worker::run() {
         if (measuring_ && next_tick_ < t_.stop) wake = std::min(wake, next_tick_);
         if (c_.udp) wake = std::min(wake, next_expiry());
         if (c_.rate > 0 && sending_) wake = std::min(wake, next_due_);
+        if (blocking_ && conns_[0].open && !conns_[0].writing && wake - now >= kBlockingSlice &&
+            now < next_epoll_check_) {
+            on_readable(0);  // blocks for one slice at most
+            continue;
+        }
+        if (blocking_) {
+            // Between slices: the stop signal and the deadlines, without waiting.
+            next_epoll_check_ = now + kBlockingSlice;
+            if (wake - now >= kBlockingSlice) wake = now;
+        }
         wait_events(now, wake);
 
         for (int k = 0; k < ready_; ++k) {

@@ -12,6 +12,9 @@
 
 namespace ferry::cli {
 
+/// Bytes of sockperf's message header: the least --size with --sockperf.
+inline constexpr std::size_t kSockperfHeader = 14;
+
 /// What to run. The caller has checked every value (bench.cpp does).
 struct BenchConfig {
     std::string host;
@@ -28,6 +31,11 @@ struct BenchConfig {
     Duration connect_timeout{};             ///< for connecting every connection
     Duration drain{};                       ///< after sending stops, how long replies are awaited
     unsigned threads = 1;
+    /// Every request starts with sockperf's 14-byte message header (sequence
+    /// number, ping-pong request flags, message size), so that `sockperf
+    /// server` answers it; needs size >= kSockperfHeader. UDP: the sequence
+    /// number carries the request's tag.
+    bool sockperf = false;
     std::optional<int> server_pid;  ///< read its CPU time from /proc/PID/stat
     /// Once connected, SIGINT and SIGTERM end the run early, as its end would
     /// (sending stops, the requests in flight drain, for 0.25 s at most) and

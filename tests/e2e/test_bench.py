@@ -10,7 +10,13 @@ Each server runs as its own process on 127.0.0.1 port 0 and prints
 * ``tcp-close``: closes every other connection (in accept order) instead of
   answering its 20th message;
 * ``udp``: a UDP echo loop;
-* ``udp-drop``: a UDP echo loop that drops every other datagram.
+* ``udp-drop``: a UDP echo loop that drops every other datagram;
+* ``udp-flows``: a UDP echo loop that prints ``flows N`` each time a new
+  peer address (a flow) sends to it;
+* ``udp-sockperf``, ``tcp-sockperf``: answer as ``sockperf server`` does,
+  only to messages that start with sockperf's header (a ping-pong request
+  of the message's own size), with the header's client flag cleared; any
+  other message prints ``bad header`` (TCP: and closes the connection).
 """
 
 import json
@@ -34,14 +40,32 @@ def announce(port):
     print('Listening at 127.0.0.1:%d' % port, flush=True)
 
 
+def sockperf_reply(message):
+    """sockperf's answer to a ping-pong request, or None for anything else:
+    8-byte sequence number, 16-bit flags (client 1 | ping-pong 2), 32-bit size."""
+    flags = int.from_bytes(message[8:10], 'big')
+    if len(message) < 14 or flags != 3 or int.from_bytes(message[10:14], 'big') != len(message):
+        return None
+    return message[:8] + (2).to_bytes(2, 'big') + message[10:]
+
+
 if mode.startswith('udp'):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(('127.0.0.1', 0))
     announce(sock.getsockname()[1])
+    peers = set()
     for n in itertools.count():
         data, peer = sock.recvfrom(65535)
         if mode == 'udp-drop' and n % 2 == 1:
             continue
+        if mode == 'udp-flows' and peer not in peers:
+            peers.add(peer)
+            print('flows %d' % len(peers), flush=True)
+        if mode == 'udp-sockperf':
+            data = sockperf_reply(data)
+            if data is None:
+                print('bad header', flush=True)
+                continue
         sock.sendto(data, peer)
 
 accepted = itertools.count()
@@ -55,6 +79,15 @@ async def echo(reader, writer):
     pending = b''
     messages = 0
     try:
+        while mode == 'tcp-sockperf':
+            header = await reader.readexactly(14)
+            rest = await reader.readexactly(max(0, int.from_bytes(header[10:14], 'big') - 14))
+            reply = sockperf_reply(header + rest)
+            if reply is None:
+                print('bad header', flush=True)
+                return
+            writer.write(reply)
+            await writer.drain()
         while True:
             data = await reader.read(65536)
             if not data:
@@ -76,7 +109,7 @@ async def echo(reader, writer):
                     await asyncio.sleep(0.05)
                 writer.write(message)
             await writer.drain()
-    except ConnectionError:
+    except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
         writer.close()
@@ -109,8 +142,10 @@ def field(text, name):
 class BenchTest(TestCase):
 
     def server(self, mode, *args):
-        proc = self.spawn([PY, '-c', SERVER, mode] + [str(a) for a in args])
-        return server_port(proc)
+        return server_port(self.server_proc(mode, *args))
+
+    def server_proc(self, mode, *args):
+        return self.spawn([PY, '-c', SERVER, mode] + [str(a) for a in args])
 
     def bench(self, port, *args, timeout=30):
         return run(ferry('bench', '127.0.0.1', port, *args), timeout=timeout)
@@ -286,6 +321,58 @@ class Udp(BenchTest):
         self.assertEqual(end['sent'], 1000)
         self.assert_percentiles_ordered(end)
 
+    def test_one_udp_socket_counts_losses_while_blocking_in_recv(self):
+        # One socket, one datagram in flight: the loop blocks in recv, in
+        # slices, and still gives up on each unanswered datagram at its
+        # timeout and sends the next.
+        port = self.server('udp-drop')
+        report = self.bench_json(port, '-u', '--requests', 40,
+                                 '--udp-timeout', 20, '--warmup', 0)
+        end = report['end']
+        self.assertEqual(end['replies'], 40)
+        self.assertGreater(end['lost'], 5)
+        self.assertEqual(end['sent'], end['replies'] + end['lost'])
+        self.assertEqual(end['stray'], 0)
+
+    def test_udp_sockets_are_separate_flows(self):
+        # -c 8 with -u: eight sockets, each its own source port (a flow),
+        # shared by two threads, all answered.
+        proc = self.server_proc('udp-flows')
+        port = server_port(proc)
+        report = self.bench_json(port, '-u', '-c', 8, '--threads', 2,
+                                 '--requests', 800, '--warmup', 0)
+        self.assertEqual(report['start']['connected']['connections'], 8)
+        self.assertEqual(report['end']['replies'], 800)
+        self.assertEqual(report['end']['lost'], 0)
+        proc.expect(r'^flows 8$')
+
+    def test_sockperf_header_udp(self):
+        # A server that answers only sockperf's ping-pong requests answers
+        # every request of --sockperf, the tag riding in the sequence number.
+        port = self.server('udp-sockperf')
+        report = self.bench_json(port, '-u', '-c', 2, '--sockperf',
+                                 '--requests', 500, '--warmup', 0)
+        self.assertTrue(report['start']['test_start']['sockperf'])
+        self.assertEqual(report['end']['replies'], 500)
+        self.assertEqual(report['end']['lost'], 0)
+        self.assertEqual(report['end']['stray'], 0)
+
+    def test_sockperf_header_tcp_survives_short_sends(self):
+        # 4 requests of 100,000 B in flight on each connection fill the
+        # socket buffers, so sends are cut short mid-request; the next one
+        # goes on from there and every header is still where sockperf
+        # reads it (a misplaced one closes the connection).
+        proc = self.server_proc('tcp-sockperf')
+        port = server_port(proc)
+        report = self.bench_json(port, '-c', 2, '-s', 100000, '--pipeline', 4,
+                                 '--sockperf', '--requests', 400,
+                                 '--warmup', 0, timeout=60)
+        end = report['end']
+        self.assertEqual(end['replies'], 400)
+        self.assertEqual(end['lost'], 0)
+        self.assertEqual(end['connections_closed'], 0)
+        self.assertNotIn('bad header', proc.output())
+
     def test_lost_datagrams_are_counted_and_replaced(self):
         port = self.server('udp-drop')
         report = self.bench_json(port, '-u', '-c', 2, '--requests', 60,
@@ -323,6 +410,7 @@ class Failures(BenchTest):
                      ['5000', '--duration', '0'],
                      ['5000', '--rate', '-5'],
                      ['5000', '-u', '--size', '70000'],
+                     ['5000', '--sockperf', '--size', '13'],
                      ['5000', '--bogus']):
             with self.subTest(args=args):
                 result = run(ferry('bench', '127.0.0.1', *args), timeout=10)
