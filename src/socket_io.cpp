@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "ferry/datagram_batch.hpp"
 #include "ferry/error.hpp"
 #include "ferry/socket.hpp"
 
@@ -109,6 +110,59 @@ std::optional<Received> Socket::recvfrom(void* data, std::size_t size, int flags
     if (!n) return std::nullopt;
     r.size = *n;
     return r;
+}
+
+int Socket::recvmmsg_call(DatagramBatch& batch, int flags) noexcept {
+    // MSG_WAITFORONE: wait (when the mode waits) for the first datagram only, as recvfrom does.
+    return ::recvmmsg(fd(), batch.headers(), static_cast<unsigned>(batch.capacity()),
+                      flags | MSG_WAITFORONE, nullptr);
+}
+
+int Socket::sendmmsg_call(DatagramBatch& batch, std::size_t first, int flags) noexcept {
+    return ::sendmmsg(fd(), batch.headers() + first, static_cast<unsigned>(batch.size() - first),
+                      flags | MSG_NOSIGNAL);
+}
+
+std::optional<std::size_t> Socket::recvmmsg(DatagramBatch& batch, int flags) {
+    batch.prepare_receive();
+    const IoResult n = retry(Direction::in, deadline_from_now(), false, "recvmmsg",
+                             [&] { return recvmmsg_call(batch, flags); });
+    if (!n) return std::nullopt;
+    batch.received(*n);
+    return *n;
+}
+
+std::size_t Socket::recvmmsg(DatagramBatch& batch, int flags, std::error_code& ec) noexcept {
+    batch.prepare_receive();
+    const Outcome o = attempt(Direction::in, deadline_from_now(), false,
+                              [&] { return recvmmsg_call(batch, flags); });
+    ec = code_of(o);
+    batch.received(o.size);
+    return o.size;
+}
+
+std::size_t Socket::sendmmsg(DatagramBatch& batch, std::size_t first, int flags,
+                             std::error_code& ec) noexcept {
+    ec.clear();
+    if (first >= batch.size()) return 0;
+    const Outcome o = attempt(Direction::out, deadline_from_now(), false,
+                              [&] { return sendmmsg_call(batch, first, flags); });
+    ec = code_of(o);
+    return o.size;
+}
+
+IoResult Socket::sendmmsg(DatagramBatch& batch, std::size_t first, int flags) {
+    if (first >= batch.size()) return 0;
+    try {
+        return retry(Direction::out, deadline_from_now(), false, "sendmmsg",
+                     [&] { return sendmmsg_call(batch, first, flags); });
+    } catch (const TimeoutError&) {
+        throw TimeoutError(context("sendmmsg"));
+    } catch (const Error& e) {
+        const Address& to = batch.address(first);
+        if (to.family() == AF_UNSPEC) throw;
+        throw Error(e.code(), "sendmmsg to " + to.to_string());
+    }
 }
 
 Socket::Outcome Socket::accept_outcome(int flags, Accepted& result) noexcept {

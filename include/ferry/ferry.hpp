@@ -6,6 +6,7 @@
 #include "ferry/buffer.hpp"        // IWYU pragma: export
 #include "ferry/byte_order.hpp"    // IWYU pragma: export
 #include "ferry/create.hpp"        // IWYU pragma: export
+#include "ferry/datagram_batch.hpp"  // IWYU pragma: export
 #include "ferry/duration.hpp"      // IWYU pragma: export
 #include "ferry/error.hpp"         // IWYU pragma: export
 #include "ferry/event_loop.hpp"    // IWYU pragma: export

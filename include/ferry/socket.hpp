@@ -27,6 +27,7 @@ enum class Shutdown { read = SHUT_RD, write = SHUT_WR, both = SHUT_RDWR };
 
 class Socket;
 struct Accepted;
+class DatagramBatch;
 
 /// Whether `address` is an IP multicast group: IPv4 224.0.0.0/4, IPv6 ff00::/8.
 [[nodiscard]] bool is_multicast_group(const Address& address) noexcept;
@@ -209,6 +210,31 @@ class Socket {
     std::size_t recv_before(void* data, std::size_t size, Deadline deadline);
     /// recvfrom(2): the size and the sender. Empty only in non-blocking mode.
     std::optional<Received> recvfrom(void* data, std::size_t size, int flags = 0);
+    /// recvmmsg(2): receives into `batch` (emptied first) as many datagrams
+    /// as are waiting, up to its capacity, and returns how many; each slot
+    /// keeps its datagram's size, sender and truncation (MSG_TRUNC). Waits, as
+    /// recvfrom() does, for the first datagram only (MSG_WAITFORONE is always
+    /// added), never for a full batch. Empty only in non-blocking mode when
+    /// nothing is waiting. A batch that comes back full() says more may wait;
+    /// one that does not, that the queue was empty when the call returned.
+    std::optional<std::size_t> recvmmsg(DatagramBatch& batch, int flags = 0);
+    /// sendmmsg(2) of the batch's datagrams from `first` to its end (with
+    /// MSG_NOSIGNAL): how many the kernel took, possibly fewer when datagram
+    /// first + n failed after others were sent (the kernel reports that
+    /// failure only on the next call starting there: resend from there, or
+    /// skip it). Empty in non-blocking mode when the first would block.
+    /// Throws Error naming the destination of datagram `first` when it fails.
+    IoResult sendmmsg(DatagramBatch& batch, std::size_t first = 0, int flags = 0);
+    /// recvmmsg(), without exceptions: the datagrams received with `ec`
+    /// cleared, or 0 with `ec` set from errno: operation_would_block in
+    /// non-blocking mode (or with MSG_DONTWAIT) when nothing is waiting,
+    /// timed_out when a timeout (or SO_RCVTIMEO on a blocking socket) passed.
+    std::size_t recvmmsg(DatagramBatch& batch, int flags, std::error_code& ec) noexcept;
+    /// sendmmsg(), without exceptions: how many were sent with `ec` cleared,
+    /// or 0 with `ec` set from errno for datagram `first` (operation_would_block
+    /// when the send buffer is full, message_size...).
+    std::size_t sendmmsg(DatagramBatch& batch, std::size_t first, int flags,
+                         std::error_code& ec) noexcept;
 
     /// Sends every byte, looping over partial sends. With a timeout, the whole
     /// call ends by then (TimeoutError). In non-blocking mode it waits for
@@ -345,6 +371,8 @@ class Socket {
                    Call&& call);
     /// The error code of an outcome other than done, for the overloads without exceptions.
     static std::error_code code_of(const Outcome& outcome) noexcept;
+    int recvmmsg_call(DatagramBatch& batch, int flags) noexcept;
+    int sendmmsg_call(DatagramBatch& batch, std::size_t first, int flags) noexcept;
     Outcome connect_outcome(const Address& address) noexcept;
     Outcome accept_outcome(int flags, Accepted& result) noexcept;
     [[nodiscard]] std::string context(const char* what) const;

@@ -3,6 +3,12 @@
 // only from the upstream), and each direction of a flow passes its datagrams through a
 // chain of UDP toxics. One datagram in, one send out: boundaries are never changed.
 //
+// Batched both ways: a readable socket is drained with recvmmsg, one batch after another
+// while they come back full, and what the toxics pass on during that wakeup is queued and
+// sent at its end with one sendmmsg per socket (the listening socket for every client, each
+// flow's upstream socket for its own). A datagram a toxic releases later (a timer) is sent at
+// once. Every toxic still sees one datagram at a time.
+//
 // When the route's toxics change, every flow rebuilds its chains. A datagram a removed toxic
 // still holds (latency, bandwidth) is passed on when its time comes, straight to its
 // receiver: the chain it came from is gone.
@@ -15,17 +21,28 @@
 #include <unordered_map>
 
 #include "ferry/create.hpp"
+#include "ferry/datagram_batch.hpp"
 #include "ferry/error.hpp"
 #include "route_relay.hpp"
 
 namespace ferry::testkit::detail {
 namespace {
 
-constexpr int kDatagramsPerWakeup = 64;
+constexpr std::size_t kBatchSize = 64;
+// Full batches drained in one wakeup before the loop serves its other sockets and timers.
+constexpr int kBatchesPerWakeup = 16;
 constexpr std::size_t kMaxDatagram = 65536;  // above the largest UDP payload (65527 on IPv6)
 
+bool refused(const std::error_code& ec) {
+    return ec == std::error_code(ECONNREFUSED, std::system_category());
+}
+
+bool would_block(const std::error_code& ec) {
+    return ec == std::errc::operation_would_block || ec == std::errc::timed_out;
+}
+
 bool refused(const Error& e) {
-    return e.code() == std::error_code(ECONNREFUSED, std::system_category());
+    return refused(e.code());
 }
 
 /// A direction's toxics in order; each draws its toxicity per datagram, and
@@ -103,11 +120,17 @@ class Flow {
     std::string key;  // the client's raw sockaddr: its entry in the relay's map
     Recency recency;  // set by the relay
 
+    Socket& upstream() { return upstream_; }
+    const Address& client() const { return client_; }
+    /// The upstream said "port unreachable": counted, and said once per flow.
+    void note_refused();
+    /// A send of this flow failed: said once per flow.
+    void warn_once(const std::string& text);
+
   private:
     void on_readable();
     void send_up(std::string datagram);
     void send_down(std::string datagram);
-    void note_refused();
 
     UdpRelay& relay_;
     Address client_;
@@ -134,15 +157,44 @@ class UdpRelay final : public RouteRelay {
     /// `flow` sent or received: it becomes the most recently used.
     void touch(Flow& flow) { recency_.splice(recency_.begin(), recency_, flow.recency); }
 
+    /// The batch every socket of the relay receives into (one wakeup at a time).
+    DatagramBatch& incoming() { return incoming_; }
+    /// Whether a wakeup is draining a socket: sends wait for flush() at its end.
+    [[nodiscard]] bool batching() const { return batching_; }
+    void begin_batch() { batching_ = true; }
+    /// Sends what the wakeup queued, and ends the batch: sends go out at once again.
+    void end_batch();
+    /// Queues a datagram for `flow`'s upstream socket, or for its client.
+    void queue_up(Flow& flow, std::string datagram) {
+        up_queue_.push_back({&flow, std::move(datagram)});
+    }
+    void queue_down(Flow& flow, std::string datagram) {
+        down_queue_.push_back({&flow, std::move(datagram)});
+    }
+
   private:
     using Flows = std::unordered_map<std::string, std::unique_ptr<Flow>>;
+    struct Queued {
+        Flow* flow;
+        std::string datagram;
+    };
+    /// Sends what was queued: one sendmmsg per socket (more when over a batch).
+    void flush();
+    /// Sends `count` queued datagrams through `sock`, kBatchSize at a time; each goes to its
+    /// flow's client when `to_clients`, else to the socket's connected peer.
+    void send_queued(Socket& sock, Queued* queued, std::size_t count, bool to_clients);
 
     void on_readable();
     /// The flow of a new client, after making room for it; nullptr when its socket cannot be had.
-    Flow* start_flow(const Received& got, std::string key);
+    Flow* start_flow(const Address& from, std::string key);
     void drop(Flows::iterator it);
     void sweep();
 
+    DatagramBatch incoming_{kBatchSize, kMaxDatagram};
+    DatagramBatch outgoing_{kBatchSize, 0};  // refers to queued datagrams while they are sent
+    std::vector<Queued> up_queue_;
+    std::vector<Queued> down_queue_;
+    bool batching_ = false;
     Flows flows_;               // by raw client sockaddr
     std::list<Flow*> recency_;  // most recently used first: eviction takes the back
     std::size_t max_flows_;
@@ -196,28 +248,40 @@ void Flow::from_client(std::string datagram) {
 }
 
 void Flow::on_readable() {
-    for (int i = 0; i < kDatagramsPerWakeup; ++i) {
-        IoResult n;
-        try {
-            n = upstream_.recv(relay_.scratch(), kMaxDatagram);
-        } catch (const Error& e) {
-            if (refused(e)) {
-                note_refused();
-                continue;
-            }
-            relay_.warn(fmt::format("from the upstream for {}: {}", client_.to_string(), e.what()));
-            return;
+    relay_.begin_batch();
+    DatagramBatch& batch = relay_.incoming();
+    for (int round = 0; round < kBatchesPerWakeup; ++round) {
+        std::error_code ec;
+        upstream_.recvmmsg(batch, 0, ec);
+        if (refused(ec)) {
+            note_refused();
+            continue;
         }
-        if (!n) return;
-        ++relay_.stats().datagrams_down;
-        relay_.stats().received_down += *n;
+        if (ec) {
+            if (!would_block(ec))
+                relay_.warn(
+                    fmt::format("from the upstream for {}: {}", client_.to_string(),
+                                Error(ec, "recv from " + relay_.upstream().to_string()).what()));
+            break;
+        }
         last_active_ = Clock::now();
         relay_.touch(*this);
-        down_.push(std::string(relay_.scratch(), *n));
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            ++relay_.stats().datagrams_down;
+            relay_.stats().received_down += batch.datagram(i).size();
+            down_.push(std::string(batch.datagram(i)));
+        }
+        // A batch that did not fill up emptied the queue: no need to find it empty.
+        if (!batch.full()) break;
     }
+    relay_.end_batch();
 }
 
 void Flow::send_up(std::string datagram) {
+    if (relay_.batching()) {
+        relay_.queue_up(*this, std::move(datagram));
+        return;
+    }
     try {
         if (const IoResult n = upstream_.send(datagram)) {
             relay_.stats().bytes_up += *n;
@@ -235,6 +299,10 @@ void Flow::send_up(std::string datagram) {
 }
 
 void Flow::send_down(std::string datagram) {
+    if (relay_.batching()) {
+        relay_.queue_down(*this, std::move(datagram));
+        return;
+    }
     try {
         if (const IoResult n = relay_.listener().sendto(datagram, client_)) {
             relay_.stats().bytes_down += *n;
@@ -247,6 +315,12 @@ void Flow::send_down(std::string datagram) {
         }
     }
     ++relay_.stats().effects.dropped;
+}
+
+void Flow::warn_once(const std::string& text) {
+    if (warned_) return;
+    warned_ = true;
+    relay_.warn(text);
 }
 
 void Flow::note_refused() {
@@ -262,7 +336,8 @@ void Flow::note_refused() {
 
 UdpRelay::UdpRelay(EventLoop& loop, RouteState& state, const Address& listen,
                    const FaultProxyOptions& settings, std::uint64_t seed)
-    : RouteRelay(loop, state, listen, settings, seed, SOCK_DGRAM, kMaxDatagram),
+    // No scratch buffer: every read goes into the batch.
+    : RouteRelay(loop, state, listen, settings, seed, SOCK_DGRAM, 0),
       max_flows_(std::max<std::size_t>(1, settings.udp_max_flows)),
       evictions_(*this,
                  [this](std::uint64_t n) {
@@ -285,31 +360,103 @@ UdpRelay::UdpRelay(EventLoop& loop, RouteState& state, const Address& listen,
 UdpRelay::~UdpRelay() {
     loop_.cancel_timer(sweeper_);
     loop_.unwatch(listener_.fd());
+    up_queue_.clear();
+    down_queue_.clear();
     flows_.clear();
     recency_.clear();
 }
 
 void UdpRelay::on_readable() {
-    for (int i = 0; i < kDatagramsPerWakeup; ++i) {
-        std::optional<Received> got;
-        try {
-            got = listener_.recvfrom(scratch_.data(), scratch_.size());
-        } catch (const Error& e) {
-            warn(e.what());
-            return;
+    begin_batch();
+    for (int round = 0; round < kBatchesPerWakeup; ++round) {
+        std::error_code ec;
+        listener_.recvmmsg(incoming_, 0, ec);
+        if (ec) {
+            if (!would_block(ec)) warn(Error(ec, "recvmmsg on " + local_.to_string()).what());
+            break;
         }
-        if (!got) return;
-        ++stats().datagrams_up;
-        stats().received_up += got->size;
-        std::string key(reinterpret_cast<const char*>(got->from.data()), got->from.size());
-        const auto it = flows_.find(key);
-        Flow* flow = it != flows_.end() ? it->second.get() : start_flow(*got, std::move(key));
-        if (flow == nullptr) continue;
-        flow->from_client(std::string(scratch_.data(), got->size));
+        for (std::size_t i = 0; i < incoming_.size(); ++i) {
+            const std::string_view datagram = incoming_.datagram(i);
+            const Address& from = incoming_.address(i);
+            ++stats().datagrams_up;
+            stats().received_up += datagram.size();
+            std::string key(reinterpret_cast<const char*>(from.data()), from.size());
+            const auto it = flows_.find(key);
+            Flow* flow = it != flows_.end() ? it->second.get() : start_flow(from, std::move(key));
+            if (flow == nullptr) continue;
+            flow->from_client(std::string(datagram));
+        }
+        // A batch that did not fill up emptied the queue: no need to find it empty.
+        if (!incoming_.full()) break;
+    }
+    end_batch();
+}
+
+void UdpRelay::end_batch() {
+    flush();
+    batching_ = false;
+}
+
+void UdpRelay::flush() {
+    // Each flow's datagrams go out through its own socket, in the order they came.
+    std::stable_sort(up_queue_.begin(), up_queue_.end(), [](const Queued& a, const Queued& b) {
+        return std::less<const Flow*>()(a.flow, b.flow);
+    });
+    for (std::size_t i = 0; i < up_queue_.size();) {
+        std::size_t end = i;
+        while (end < up_queue_.size() && up_queue_[end].flow == up_queue_[i].flow)
+            ++end;
+        send_queued(up_queue_[i].flow->upstream(), up_queue_.data() + i, end - i, false);
+        i = end;
+    }
+    up_queue_.clear();
+    send_queued(listener_, down_queue_.data(), down_queue_.size(), true);
+    down_queue_.clear();
+}
+
+void UdpRelay::send_queued(Socket& sock, Queued* queued, std::size_t count, bool to_clients) {
+    for (std::size_t base = 0; base < count; base += outgoing_.capacity()) {
+        const std::size_t n = std::min(count - base, outgoing_.capacity());
+        outgoing_.clear();
+        for (std::size_t i = 0; i < n; ++i) {
+            const Queued& q = queued[base + i];
+            outgoing_.add(q.datagram.data(), q.datagram.size(),
+                          to_clients ? &q.flow->client() : nullptr);
+        }
+        std::size_t next = 0;
+        while (next < n) {
+            std::error_code ec;
+            const std::size_t sent = sock.sendmmsg(outgoing_, next, 0, ec);
+            if (!ec) {
+                for (std::size_t i = next; i < next + sent; ++i)
+                    (to_clients ? stats().bytes_down : stats().bytes_up) +=
+                        outgoing_.datagram(i).size();
+                next += sent;
+                continue;
+            }
+            if (would_block(ec)) {
+                // The socket's queue is full: the rest are dropped, as the network could.
+                stats().effects.dropped += n - next;
+                break;
+            }
+            Flow& flow = *queued[base + next].flow;
+            if (!to_clients && refused(ec)) {
+                flow.note_refused();
+            } else if (to_clients) {
+                flow.warn_once(
+                    fmt::format("to {}: {}", flow.client().to_string(),
+                                Error(ec, "sendto " + flow.client().to_string()).what()));
+            } else {
+                flow.warn_once(fmt::format("to the upstream for {}: {}", flow.client().to_string(),
+                                           Error(ec, "send to " + upstream_.to_string()).what()));
+            }
+            ++stats().effects.dropped;
+            ++next;
+        }
     }
 }
 
-Flow* UdpRelay::start_flow(const Received& got, std::string key) {
+Flow* UdpRelay::start_flow(const Address& from, std::string key) {
     // Full: the least recently used flow makes room, so that a flood of new
     // source addresses (spoofed or not) can never lock a new client out; a
     // flow in real use is the most recently used and goes last.
@@ -320,7 +467,7 @@ Flow* UdpRelay::start_flow(const Received& got, std::string key) {
     }
     std::unique_ptr<Flow> flow;
     try {
-        flow = std::make_unique<Flow>(*this, got.from, rng_());
+        flow = std::make_unique<Flow>(*this, from, rng_());
     } catch (const Error& e) {
         ++stats().effects.dropped;
         no_socket_why_ = e.what();
@@ -334,6 +481,7 @@ Flow* UdpRelay::start_flow(const Received& got, std::string key) {
 }
 
 void UdpRelay::drop(Flows::iterator it) {
+    flush();  // what is queued may be the dropped flow's
     recency_.erase(it->second->recency);
     flows_.erase(it);
 }
