@@ -15,6 +15,7 @@
 #include "ferry/error.hpp"
 #include "ferry/server/message_io.hpp"
 #include "unit/fd_leak_check.hpp"
+#include "unit/running_server.hpp"
 
 namespace ferry {
 namespace {
@@ -44,31 +45,7 @@ class RecordingEcho final : public StreamHandler {
     mutable std::vector<std::string> errors_;
 };
 
-/// A server running on its own thread, stopped and joined on destruction;
-/// what run() threw, if anything, is in `failure` from then on.
-class Running {
-  public:
-    Running(StreamServer& server, std::string& failure)
-        : server_(server), failure_(failure), thread_([this] { run(); }) {}
-    ~Running() {
-        server_.stop();
-        thread_.join();
-    }
-    Running(const Running&) = delete;
-    Running& operator=(const Running&) = delete;
-
-  private:
-    void run() {
-        try {
-            server_.run();
-        } catch (const std::exception& e) {
-            failure_ = e.what();
-        }
-    }
-    StreamServer& server_;
-    std::string& failure_;
-    std::thread thread_;
-};
+using test::Running;
 
 Socket connect_seqpacket(const Address& where) {
     Socket s(AF_UNIX, SOCK_SEQPACKET);
