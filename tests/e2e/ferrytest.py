@@ -443,6 +443,16 @@ class TestCase(unittest.TestCase):
         self.addCleanup(proc.close)
         return proc
 
+    def check_clean_exit(self, proc):
+        """A ferry process still running at the end of a test must stop on
+        SIGTERM with exit 0 and nothing from the sanitizers (leaks included).
+        Register it with addCleanup."""
+        if proc.returncode is None:
+            self.assertEqual(proc.stop(), 0, proc.describe())
+        err = proc.stderr_text()
+        self.assertNotIn('Sanitizer', err)
+        self.assertNotIn('runtime error', err)
+
 
 # -- two hosts in network namespaces --------------------------------------
 

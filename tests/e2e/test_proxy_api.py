@@ -167,13 +167,6 @@ class ApiTestCase(TestCase):
         port = int(proc.expect(API_RE).group(1))
         return proc, Api(port)
 
-    def check_clean_exit(self, proc):
-        if proc.returncode is None:
-            self.assertEqual(proc.stop(), 0, proc.describe())
-        err = proc.stderr_text()
-        self.assertNotIn('Sanitizer', err)
-        self.assertNotIn('runtime error', err)
-
     def tcp_echo(self):
         server = TcpServer(echo)
         self.addCleanup(server.close)
