@@ -8,6 +8,7 @@ nothing from the sanitizers.
 """
 
 import json
+import re
 import select
 import signal
 import socket
@@ -127,6 +128,31 @@ class TcpLimits(LimitsCase):
         self.assertEqual(round_trip(active, b'after'), b'after')
         route = self.stop_with_json(proc)['routes'][0]
         self.assertEqual(route['idle_closed'], 1)
+
+
+    def test_an_unreachable_upstream_is_said_once_a_second_with_the_count(self):
+        # A port nothing listens on: every connection is refused upstream.
+        with socket.socket() as holder:
+            holder.bind((HOST, 0))
+            dead = holder.getsockname()[1]
+        proc, port = self.proxy(['%s:0' % HOST, '%s:%d' % (HOST, dead), '--json'])
+        clients = 200
+        for _ in range(clients):
+            with socket.create_connection((HOST, port), timeout=TIMEOUT) as sock:
+                self.assertTrue(closed_by_proxy(sock), 'a connection was kept')
+        route = self.stop_with_json(proc)['routes'][0]
+        self.assertEqual(route['refused'], clients)
+        lines = [line for line in proc.stderr_text().splitlines() if 'Connection refused' in line]
+        # The first at once, then one line per second with the count: 200 refusals on
+        # loopback take well under the seconds that would allow 200 lines.
+        self.assertGreaterEqual(len(lines), 1)
+        self.assertLess(len(lines), clients // 2, '\n'.join(lines[:5]))
+        self.assertIn('closed the connection from', lines[0])
+        counts = [re.search(r'(\d+) connections closed in the last second', line)
+                  for line in lines[1:]]
+        self.assertTrue(all(counts), '\n'.join(lines))
+        counted = 1 + sum(int(m.group(1)) for m in counts)
+        self.assertEqual(counted, clients, '\n'.join(lines))
 
 
 class UdpLimits(LimitsCase):

@@ -167,6 +167,11 @@ class TcpRelay final : public RouteRelay {
     /// Called by a connection that closed: it is freed after the current loop round.
     void retire(std::uint64_t id);
 
+    /// A connection closed because its upstream could not be reached (`why`): said at
+    /// once, then at most once a second with the count, as a refused upstream under a
+    /// flood of clients would otherwise write a line per connection.
+    void refused(std::string why, const Address& peer);
+
     /// A pipe to splice through, or null: splicing off, kMaxPipes taken, or
     /// none can be opened (out of descriptors).
     std::unique_ptr<SplicePipe> take_pipe();
@@ -182,6 +187,8 @@ class TcpRelay final : public RouteRelay {
     std::vector<std::unique_ptr<SplicePipe>> pipes_;  // empty, for the next taker
     std::size_t pipes_taken_ = 0;
     ThrottledWarning over_capacity_;
+    std::string last_refusal_;  // why the last refused connection was closed, and its client
+    ThrottledWarning refusals_;
     LoopAcceptor acceptor_;
     std::uint64_t acceptor_counted_ = 0;  // the acceptor's refusals already in the counters
     EventLoop::TimerId idle_sweeper_ = 0;
@@ -252,7 +259,7 @@ void Connection::start() {
 
 void Connection::refuse(const std::string& why) {
     ++relay_.stats().refused;
-    relay_.warn(fmt::format("{}; closed the connection from {}", why, peer_.to_string()));
+    relay_.refused(why, peer_);
     close();
 }
 
@@ -591,6 +598,11 @@ void Connection::reset(unsigned sides) {
 
 // ---- TcpRelay ---------------------------------------------------------------------------
 
+void TcpRelay::refused(std::string why, const Address& peer) {
+    last_refusal_ = fmt::format("{}; closed the connection from {}", why, peer.to_string());
+    refusals_.count();
+}
+
 TcpRelay::TcpRelay(EventLoop& loop, RouteState& state, const Address& listen,
                    const FaultProxyOptions& settings, std::uint64_t seed)
     : RouteRelay(loop, state, listen, settings, seed, SOCK_STREAM, kReadChunk),
@@ -604,6 +616,14 @@ TcpRelay::TcpRelay(EventLoop& loop, RouteState& state, const Address& listen,
                              "second",
                              max, n, n == 1 ? "connection" : "connections");
                      }),
+      refusals_(*this,
+                [this](std::uint64_t n) {
+                    return n == 1 ? last_refusal_
+                                  : fmt::format(
+                                        "{} connections closed in the last second, the "
+                                        "last: {}",
+                                        n, last_refusal_);
+                }),
       acceptor_(
           loop, listener_, [this](Accepted client) { on_accept(std::move(client)); },
           accept_options(*this)) {
