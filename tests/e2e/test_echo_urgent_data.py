@@ -9,9 +9,12 @@ time is measured from /proc over a quiet interval, then the client reads
 every echo and is still served.
 """
 
+import fcntl
 import os
 import select
 import socket
+import struct
+import termios
 import time
 import unittest
 
@@ -74,13 +77,24 @@ def stays_unread(server_port, client_port, unread, interval):
     return True
 
 
+def unsent_by_client(sock):
+    """Bytes our socket holds that the server's side has not acknowledged (SIOCOUTQ)."""
+    return struct.unpack('i', fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b'\0' * 4))[0]
+
+
 def push_until_paused(sock, server_port, client_port, deadline):
     """Sends chunks without reading until the server stops reading from this
-    client (two chunks unread on its side): its replies have filled our
-    receive buffer, its send buffer and its queue. Returns the bytes sent."""
+    client: its replies have filled our receive buffer, its send buffer and
+    its queue. What we send then stays in the server's receive queue until
+    that is full, and after it in our own send queue. How much the server's
+    queue holds depends on how the kernel sized it (less on a loaded
+    machine), so either sign counts: two chunks unread on its side, or two
+    chunks unacknowledged on ours. The caller checks that it stays so.
+    Returns the bytes sent."""
     sent = 0
     while sent < PUSH_LIMIT and time.monotonic() < deadline:
-        if unread_by_server(server_port, client_port) >= 2 * CHUNK:
+        if (unread_by_server(server_port, client_port) >= 2 * CHUNK or
+                unsent_by_client(sock) >= 2 * CHUNK):
             return sent
         try:
             sent += sock.send(b'q' * CHUNK)
@@ -97,6 +111,9 @@ class UrgentData:
                                   '--stalled-timeout', '120')
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # replies back up soon
+        # A fixed send buffer with room for two chunks past the point the client
+        # stops pushing, so that it can still send the urgent byte.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 * CHUNK)
         s.settimeout(TIMEOUT)
         s.connect(('127.0.0.1', port))
         with s:
@@ -115,7 +132,7 @@ class UrgentData:
                 # all along, the urgent byte pending, tells anything: when it
                 # reads again, push further and send another.
                 unread = unread_by_server(port, client_port)
-                if unread < 2 * CHUNK or not stays_unread(port, client_port, unread, SETTLE):
+                if unread == 0 or not stays_unread(port, client_port, unread, SETTLE):
                     continue
                 before = cpu_seconds(proc.pid)
                 started = time.monotonic()
