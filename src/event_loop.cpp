@@ -86,6 +86,15 @@ void EventLoop::run() {
 }
 
 void EventLoop::run_once(std::optional<Duration> timeout) {
+    struct Running {  // in_loop_thread() for the round, whichever way it ends
+        std::atomic<std::thread::id>& runner;
+        explicit Running(std::atomic<std::thread::id>& r) : runner(r) {
+            runner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+        }
+        ~Running() { runner.store(std::thread::id{}, std::memory_order_relaxed); }
+        Running(const Running&) = delete;
+        Running& operator=(const Running&) = delete;
+    } running(runner_);
     ++round_;
     const auto ready = poller_->wait(timeout);
     now_ = Clock::now();

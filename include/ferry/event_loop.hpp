@@ -108,6 +108,13 @@ class EventLoop {
     /// From any thread: run() returns after the current round.
     void stop();
 
+    /// From any thread: whether the caller is this loop's thread inside run()
+    /// or run_once() (a handler, a timer, posted work), where waiting for the
+    /// loop would wait for itself.
+    [[nodiscard]] bool in_loop_thread() const noexcept {
+        return runner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+    }
+
     /// When the current round's wait returned (before the first round: when
     /// the loop was made). Read once per round: handlers of the same round
     /// share it, and it lags the true time by the round's own work, which
@@ -147,6 +154,7 @@ class EventLoop {
     std::uint64_t round_ = 0;
     Clock::time_point now_ = Clock::now();  // when the current round's wait returned
     std::atomic<bool> stopping_{false};
+    std::atomic<std::thread::id> runner_{};  // the thread inside run_once(), if any
 
     Fd timerfd_;
     std::map<std::pair<Clock::time_point, TimerId>, TimerId> timer_queue_;

@@ -210,6 +210,21 @@ TEST_P(EventLoopTest, WorkPostedFromAnotherThreadRunsOnTheLoopThread) {
     EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
 
+TEST_P(EventLoopTest, InLoopThreadHoldsOnlyOnTheLoopsThreadDuringARound) {
+    EventLoop loop(GetParam());
+    EXPECT_FALSE(loop.in_loop_thread());  // not inside a round
+    bool inside = false;
+    bool elsewhere = true;
+    loop.post([&] {
+        inside = loop.in_loop_thread();
+        std::thread other([&] { elsewhere = loop.in_loop_thread(); });
+        other.join();
+    });
+    ASSERT_TRUE(run_until(loop, [&] { return inside; }));
+    EXPECT_FALSE(elsewhere);
+    EXPECT_FALSE(loop.in_loop_thread());
+}
+
 TEST_P(EventLoopTest, StopFromAnotherThreadWakesABlockedLoop) {
     EventLoop loop(GetParam());
     std::thread stopper([&] {

@@ -238,10 +238,13 @@ class FaultProxy {
 };
 
 /// Runs `fn` on `loop`'s thread and returns its result, or throws what it
-/// threw; the caller waits. Never call it from the loop's own thread (it
-/// would wait for itself), nor once the loop has stopped for good.
+/// threw; the caller waits. Called on the loop's own thread (from a handler
+/// or posted work: EventLoop::in_loop_thread()), it runs `fn` at once, as
+/// Asio's dispatch() does, where waiting would wait for itself. Never call it
+/// once the loop has stopped for good.
 template <class F>
 auto call_on_loop(EventLoop& loop, F&& fn) -> std::invoke_result_t<F&> {
+    if (loop.in_loop_thread()) return fn();
     using R = std::invoke_result_t<F&>;
     std::packaged_task<R()> task([&fn] { return fn(); });
     auto result = task.get_future();

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <string>
+#include <thread>
 
 #include "ferry/create.hpp"
 #include "ferry/duration.hpp"
@@ -280,4 +281,24 @@ TEST(FaultProxyUdp, DuplicateAddedAtRunTimeDoublesTheEchoes) {
 }
 
 }  // namespace
+// call_on_loop from the loop's own thread (a handler, posted work) runs at once
+// rather than waiting for itself: the HTTP API's handlers run there in the fuzzer.
+TEST(CallOnLoopTest, OnTheLoopsOwnThreadItRunsAtOnce) {
+    EventLoop loop;
+    FaultProxy proxy(loop, FaultProxyOptions{.seed = 1});
+    int answer = 0;
+    loop.post([&] {
+        answer = call_on_loop(loop, [&] { return static_cast<int>(proxy.list().size()) + 42; });
+    });
+    loop.run_once(kGuard);
+    EXPECT_EQ(answer, 42);
+}
+
+TEST(CallOnLoopTest, FromAnotherThreadItRunsOnTheLoopsThreadAndRethrows) {
+    FaultProxyThread proxy(FaultProxyOptions{.seed = 1});
+    const auto caller = std::this_thread::get_id();
+    EXPECT_NE(proxy.call([](FaultProxy&) { return std::this_thread::get_id(); }), caller);
+    EXPECT_THROW(proxy.call([](FaultProxy& f) { return f.get("none"); }), ProxyError);
+}
+
 }  // namespace ferry::testkit
