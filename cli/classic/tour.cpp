@@ -126,7 +126,10 @@ std::vector<std::string> with_values(const std::vector<std::string>& args, const
 }
 
 void show_step(const std::string& self, const Step& step, const StopSignals& stop) {
-    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    // A backstop against a child that hangs, not a measure: the slowest step
+    // (1 GB through the tcp-deadlock server in 1 KiB chunks) takes 15 s on a quiet
+    // machine and several times that in a sanitizer build sharing two cores.
+    const auto deadline = Clock::now() + std::chrono::seconds(240);
     const StepDir dir;
     say("");
     say("=== {} ===", step.title);
