@@ -304,12 +304,15 @@ class TcpToxics(ProxyTestCase):
         self.assertAlmostEqual(recorder.ended_at - start, 2.0, delta=0.2)
 
     def test_slicer_cuts_the_stream_into_small_pieces(self):
-        payload = os.urandom(20000)
+        # About 30 slices of 50 to 150 bytes, 20 ms apart: a reader sees them
+        # one by one unless it is held off the CPU for over 20 ms, which a
+        # loaded machine does now and then (with 2 ms the reads merged).
+        payload = os.urandom(3000)
         # down: the client sees many small reads.
         server = self.tcp_server(Recorder(greeting=payload, then_close=True))
         _, port = self.proxy(server.port, '--toxic',
                              'slicer:down:average_size=100,'
-                             'size_variation=50,delay=2000')
+                             'size_variation=50,delay=20000')
         sizes = []
         with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as c:
             while True:
@@ -318,7 +321,7 @@ class TcpToxics(ProxyTestCase):
                     break
                 sizes.append(data)
         self.assertEqual(b''.join(sizes), payload)
-        self.assertGreaterEqual(len(sizes), 50)           # ~200 slices
+        self.assertGreaterEqual(len(sizes), 15)           # ~30 slices
         self.assertLessEqual(statistics.median(map(len, sizes)), 300)
 
         # up: the server sees them.
@@ -326,13 +329,13 @@ class TcpToxics(ProxyTestCase):
         sink = self.tcp_server(recorder)
         _, port = self.proxy(sink.port, '--toxic',
                              'slicer:up:average_size=100,'
-                             'size_variation=50,delay=2000')
+                             'size_variation=50,delay=20000')
         with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as c:
             c.sendall(payload)
             c.shutdown(socket.SHUT_WR)
             self.assertTrue(recorder.done.wait(IO_TIMEOUT))
         self.assertEqual(recorder.data, payload)
-        self.assertGreaterEqual(len(recorder.chunks), 50)
+        self.assertGreaterEqual(len(recorder.chunks), 15)
 
     def test_limit_data_closes_after_exactly_n_bytes(self):
         # down: the server sends 5000 bytes, the client gets 1000 and EOF.
