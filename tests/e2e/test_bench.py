@@ -235,7 +235,11 @@ class Tcp(BenchTest):
         self.assertAlmostEqual(end['sent'], 1000, delta=200)
         self.assertAlmostEqual(end['replies'], 1000, delta=200)
         self.assertAlmostEqual(end['rps'], 500, delta=100)
-        self.assertEqual(end['behind_schedule'], 0)
+        # Every request of the schedule (500/s for 2 s) was sent or counted as
+        # behind it: none were sent early or forgotten. On a quiet machine none
+        # are behind; on a loaded one a reply may come after the next request
+        # of its connection was due.
+        self.assertAlmostEqual(end['sent'] + end['behind_schedule'], 1000, delta=2)
 
     def test_known_distribution_gives_known_percentiles(self):
         # One message in ten waits 50 ms at the server: of 100 round trips,
