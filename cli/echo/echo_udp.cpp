@@ -6,7 +6,8 @@
 // coming the loop does not go back to epoll_wait: the next receive waits, inside the kernel, up
 // to kLinger for the next datagram (SO_RCVTIMEO on a blocking socket), so a client on this host
 // that sends again as soon as it is answered costs two system calls per datagram, and several
-// clients share them. Only a receive that finds nothing within kLinger returns to the loop.
+// clients share them. Only a receive that finds nothing within kLinger, or the end of a
+// kStint of answering, returns to the loop.
 #include <sys/time.h>
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "ferry/datagram_batch.hpp"
 #include "ferry/error.hpp"
 #include "ferry/event_loop.hpp"
+#include "ferry/time.hpp"
 
 namespace ferry::cli {
 namespace {
@@ -30,9 +32,12 @@ constexpr std::size_t kBatchSize = 64;
 // round trip on this host takes tens of microseconds, so a flow that keeps sending is caught;
 // an idle socket costs one wait of this length once.
 constexpr std::chrono::microseconds kLinger{1000};
-// Batches answered before the loop looks at its other descriptors (the stop signal) again: a
-// stop waits at most this many lingers.
-constexpr int kBatchesPerWakeup = 64;
+// How long one wakeup may go on answering before the loop looks at its other descriptors (the
+// stop signal) again. Bounded by time, not by a count of batches: a lone client's batches are
+// one datagram each, and a count of them would cost it an epoll_wait every few hundred
+// microseconds; this costs one in about a thousand datagrams and delays a stop by 50 ms (plus
+// one linger) at most.
+constexpr std::chrono::milliseconds kStint{50};
 
 struct UdpCounters {
     std::uint64_t echoed = 0;
@@ -88,13 +93,14 @@ void echo_batch(Socket& sock, DatagramBatch& batch, std::size_t max_frame, UdpCo
     }
 }
 
-/// Answers batches until none comes within kLinger, or kBatchesPerWakeup of them.
+/// Answers batches until none comes within kLinger, or for kStint.
 void echo_while_busy(Socket& sock, DatagramBatch& batch, std::size_t max_frame,
                      UdpCounters& counters) {
-    for (int round = 0; round < kBatchesPerWakeup; ++round) {
+    const auto until = Clock::now() + kStint;
+    for (bool first = true; first || Clock::now() < until; first = false) {
         std::error_code ec;
         // The first receive takes what woke the loop; the next ones linger for more.
-        sock.recvmmsg(batch, round == 0 ? MSG_DONTWAIT : 0, ec);
+        sock.recvmmsg(batch, first ? MSG_DONTWAIT : 0, ec);
         if (nothing_came(ec)) return;
         if (ec) continue;  // an error queued by an earlier send: not this datagram's fault
         echo_batch(sock, batch, max_frame, counters);
