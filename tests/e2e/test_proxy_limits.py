@@ -196,6 +196,30 @@ class UdpLimits(LimitsCase):
         # The cap: half of what 512 descriptors leave after 64.
         self.assertLessEqual(route['flows'] - route['evicted'], (FLOOD_LIMIT - 64) // 2)
 
+    def test_an_unreachable_upstream_is_said_once_a_second_across_flows(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+            holder.bind((HOST, 0))
+            dead = holder.getsockname()[1]
+        proc, port = self.proxy(['-u', '%s:0' % HOST, '%s:%d' % (HOST, dead), '--json'])
+        clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(200)]
+        for sock in clients:
+            self.addCleanup(sock.close)
+            sock.bind((HOST, 0))    # kept open: 200 distinct sources, 200 flows
+            sock.sendto(b'anyone?', (HOST, port))
+        # The first flow's refusal is said at once, the others' counted: at most
+        # one line a second, until every flow has been said.
+        said, lines = 0, 0
+        while said < len(clients):
+            m = proc.expect(r'(\d+) flows in trouble in the last second|refused datagrams from',
+                            stderr=True, timeout=TIMEOUT)
+            said += int(m.group(1)) if m.group(1) else 1
+            lines += 1
+        self.assertEqual(said, len(clients))        # each flow once
+        self.assertLess(lines, 10)
+        route = self.stop_with_json(proc)['routes'][0]
+        self.assertEqual(route['flows'], len(clients))
+        self.assertGreaterEqual(route['refused'], said)
+
 
 class Options(TestCase):
 

@@ -122,10 +122,11 @@ class Flow {
 
     Socket& upstream() { return upstream_; }
     const Address& client() const { return client_; }
-    /// The upstream said "port unreachable": counted, and said once per flow.
+    /// The upstream said "port unreachable": counted, and said once per flow (through the
+    /// relay's warn_flow, at most once a second across flows).
     void note_refused();
     /// A send of this flow failed: said once per flow.
-    void warn_once(const std::string& text);
+    void warn_once(std::string text);
 
   private:
     void on_readable();
@@ -152,6 +153,13 @@ class UdpRelay final : public RouteRelay {
     void toxics_changed() override {
         for (auto& [key, flow] : flows_)
             flow->attach_toxics();
+    }
+
+    /// A flow's first trouble (its upstream refuses, a send fails): said at once, then at
+    /// most once a second with the count, since a flood of clients makes as many flows.
+    void warn_flow(std::string text) {
+        flow_warning_ = std::move(text);
+        flow_warnings_.count();
     }
 
     /// `flow` sent or received: it becomes the most recently used.
@@ -201,6 +209,8 @@ class UdpRelay final : public RouteRelay {
     std::string no_socket_why_;   // before the warning that says it: it outlives it
     ThrottledWarning evictions_;  // the route is full: the least recently used flow goes
     ThrottledWarning no_socket_;  // a new client's upstream socket could not be opened
+    std::string flow_warning_;    // the last flow's trouble, said by flow_warnings_
+    ThrottledWarning flow_warnings_;
     EventLoop::TimerId sweeper_ = 0;
 };
 
@@ -259,7 +269,7 @@ void Flow::on_readable() {
         }
         if (ec) {
             if (!would_block(ec))
-                relay_.warn(
+                warn_once(
                     fmt::format("from the upstream for {}: {}", client_.to_string(),
                                 Error(ec, "recv from " + relay_.upstream().to_string()).what()));
             break;
@@ -290,9 +300,8 @@ void Flow::send_up(std::string datagram) {
     } catch (const Error& e) {
         if (refused(e)) {
             note_refused();
-        } else if (!warned_) {
-            warned_ = true;
-            relay_.warn(fmt::format("to the upstream for {}: {}", client_.to_string(), e.what()));
+        } else {
+            warn_once(fmt::format("to the upstream for {}: {}", client_.to_string(), e.what()));
         }
     }
     ++relay_.stats().effects.dropped;  // the socket's queue is full, or the send failed
@@ -309,25 +318,20 @@ void Flow::send_down(std::string datagram) {
             return;
         }
     } catch (const Error& e) {
-        if (!warned_) {
-            warned_ = true;
-            relay_.warn(fmt::format("to {}: {}", client_.to_string(), e.what()));
-        }
+        warn_once(fmt::format("to {}: {}", client_.to_string(), e.what()));
     }
     ++relay_.stats().effects.dropped;
 }
 
-void Flow::warn_once(const std::string& text) {
+void Flow::warn_once(std::string text) {
     if (warned_) return;
     warned_ = true;
-    relay_.warn(text);
+    relay_.warn_flow(std::move(text));
 }
 
 void Flow::note_refused() {
     ++relay_.stats().refused;
-    if (warned_) return;
-    warned_ = true;
-    relay_.warn(fmt::format(
+    warn_once(fmt::format(
         "the upstream refused datagrams from {} (ICMP port unreachable: nothing listening there?)",
         client_.to_string()));
 }
@@ -346,9 +350,15 @@ UdpRelay::UdpRelay(EventLoop& loop, RouteState& state, const Address& listen,
                          "the last second",
                          max_flows_, n, n == 1 ? "flow" : "flows");
                  }),
-      no_socket_(*this, [this](std::uint64_t n) {
-          return fmt::format("{} {} from new clients dropped in the last second: {}", n,
-                             n == 1 ? "datagram" : "datagrams", no_socket_why_);
+      no_socket_(*this,
+                 [this](std::uint64_t n) {
+                     return fmt::format("{} {} from new clients dropped in the last second: {}", n,
+                                        n == 1 ? "datagram" : "datagrams", no_socket_why_);
+                 }),
+      flow_warnings_(*this, [this](std::uint64_t n) {
+          return n == 1 ? flow_warning_
+                        : fmt::format("{} flows in trouble in the last second, the last: {}", n,
+                                      flow_warning_);
       }) {
     loop_.watch(listener_.fd(), events::readable, [this](std::uint32_t) { on_readable(); });
     const Duration period = std::clamp<Duration>(
