@@ -89,6 +89,12 @@ struct Stream {
     [[nodiscard]] bool may_splice() const {
         return !splice_refused && toxics.empty() && scheduled.empty() && out.empty();
     }
+    /// Toxics gone and what they held handed to `out`: the next read waits for `out` to
+    /// drain, so that it can splice. Read now, it would queue behind `out`, and a sender
+    /// faster than the receiver would keep the stream off splicing to its end.
+    [[nodiscard]] bool waits_to_splice(bool splicing) const {
+        return splicing && !splice_refused && toxics.empty() && scheduled.empty() && !out.empty();
+    }
 };
 
 class Connection {
@@ -117,6 +123,8 @@ class Connection {
     void on_event(int side, std::uint32_t ready);
     void on_connected();
     void read(Stream& s);
+    /// Whether `s` is read from now (not ended, not over the high-water mark, room to read).
+    [[nodiscard]] bool may_read(const Stream& s) const;
     /// read() for a stream that may splice; false when no pipe is to be had.
     bool splice_in(Stream& s);
     /// Writes what the stream's pipe holds; false if bytes remain (or it failed).
@@ -175,6 +183,8 @@ class TcpRelay final : public RouteRelay {
     /// A pipe to splice through, or null: splicing off, kMaxPipes taken, or
     /// none can be opened (out of descriptors).
     std::unique_ptr<SplicePipe> take_pipe();
+    /// Whether splicing is on (not --no-splice, SIGPIPE ignored).
+    [[nodiscard]] bool splicing() const noexcept { return splice_; }
     /// Takes back a pipe from take_pipe(): kept for the next taker when empty.
     void give_pipe(std::unique_ptr<SplicePipe> pipe);
 
@@ -367,12 +377,15 @@ void Connection::on_event(int side, std::uint32_t ready) {
         if (closed_) return;
     }
     Stream& in = reading_from(side);
-    if (in.reading && !in.paused && !in.pipe_full &&
-        (ready & (events::readable | events::hangup)) != 0) {
+    if (may_read(in) && (ready & (events::readable | events::hangup)) != 0) {
         read(in);
         if (closed_) return;
     }
     sync_all();
+}
+
+bool Connection::may_read(const Stream& s) const {
+    return s.reading && !s.paused && !s.pipe_full && !s.waits_to_splice(relay_.splicing());
 }
 
 void Connection::read(Stream& s) {
@@ -550,7 +563,7 @@ void Connection::sync(int side) {
         const std::size_t high = relay_.settings().high_water;
         if (!in.paused && in.backlog() >= high) in.paused = true;
         if (in.paused && in.backlog() <= high / 2) in.paused = false;
-        if (in.reading && !in.paused && !in.pipe_full) interest |= events::readable;
+        if (may_read(in)) interest |= events::readable;
         if (writing_to(side).unwritten()) interest |= events::writable;
     }
     EventLoop& loop = relay_.loop();
