@@ -30,7 +30,8 @@ DatagramBatch::DatagramBatch(std::size_t slots, std::size_t slot_size)
         headers_[i].msg_hdr.msg_iov = &iovecs_[i];
         headers_[i].msg_hdr.msg_iovlen = 1;
     }
-    clear();
+    touched_ = slots;
+    reset_touched();
 }
 
 DatagramBatch::~DatagramBatch() = default;
@@ -45,15 +46,24 @@ char* DatagramBatch::data(std::size_t i) noexcept {
 
 void DatagramBatch::clear() noexcept {
     size_ = 0;
-    for (std::size_t i = 0; i < headers_.size(); ++i) {
+    reset_touched();
+}
+
+void DatagramBatch::reset_touched() noexcept {
+    for (std::size_t i = 0; i < touched_; ++i) {
         iovecs_[i] = {buffers_[i], slot_size_};
-        headers_[i].msg_hdr.msg_flags = 0;
+        msghdr& h = headers_[i].msg_hdr;
+        h.msg_flags = 0;
+        h.msg_name = addresses_[i].data();
+        h.msg_namelen = Address::capacity();
     }
+    touched_ = 0;
 }
 
 void DatagramBatch::add(const void* data, std::size_t size, const Address* to) {
     if (full()) throw std::length_error("the datagram batch is full");
     const std::size_t i = size_++;
+    touched_ = std::max(touched_, size_);
     iovecs_[i] = {const_cast<void*>(data), size};  // sendmmsg only reads it
     msghdr& h = headers_[i].msg_hdr;
     h.msg_flags = 0;
@@ -89,15 +99,11 @@ void DatagramBatch::erase(std::size_t i) noexcept {
 
 void DatagramBatch::prepare_receive() noexcept {
     clear();
-    for (std::size_t i = 0; i < headers_.size(); ++i) {
-        msghdr& h = headers_[i].msg_hdr;
-        h.msg_name = addresses_[i].data();
-        h.msg_namelen = Address::capacity();
-    }
 }
 
 void DatagramBatch::received(std::size_t count) noexcept {
     size_ = count;
+    touched_ = std::max(touched_, count);
     for (std::size_t i = 0; i < count; ++i) {
         const mmsghdr& h = headers_[i];
         *addresses_[i].size_ptr() = h.msg_hdr.msg_namelen;

@@ -77,14 +77,21 @@ class DatagramBatch {
     /// The headers the system calls take, slot 0 first. Internal to Socket.
     mmsghdr* headers() noexcept { return headers_.data(); }
     /// Prepares every slot to receive a datagram of up to slot_size() bytes
-    /// and an address. Internal to Socket::recvmmsg().
+    /// and an address (rewriting only the slots used since the last time).
+    /// Internal to Socket::recvmmsg().
     void prepare_receive() noexcept;
     /// Records that the last receive filled `count` slots. Internal to Socket::recvmmsg().
     void received(std::size_t count) noexcept;
 
   private:
+    /// Resets slots [0, touched_) to receive into their own buffers.
+    void reset_touched() noexcept;
+
     std::size_t slot_size_;
     std::size_t size_ = 0;
+    /// Slots below this may differ from their receiving state (a receive or
+    /// add() wrote them): a lone datagram per receive resets one slot, not all.
+    std::size_t touched_ = 0;
     std::unique_ptr<char[]> storage_;
     std::vector<char*> buffers_;  ///< each slot's own buffer (swapped by erase())
     std::vector<iovec> iovecs_;
