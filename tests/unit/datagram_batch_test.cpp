@@ -110,6 +110,38 @@ TEST_F(DatagramBatchTest, UdpDatagramsFromTwoSendersKeepTheirSizesAndSources) {
     }
 }
 
+// A receive rewrites only the slots earlier calls used: after short datagrams, a
+// lone one and a send through the batch, every slot takes a full-size datagram again.
+TEST_F(DatagramBatchTest, SlotsUsedByEarlierCallsReceiveWholeDatagramsAgain) {
+    Socket receiver = unix_datagram("receiver");
+    Socket a = unix_datagram("a");
+    Socket b = unix_datagram("b");
+    const Address to = receiver.local_address();
+    DatagramBatch batch(4, 64);
+
+    for (const char* text : {"1", "22", "333"})
+        a.sendto(text, to);
+    ASSERT_EQ(receiver.recvmmsg(batch), 3u);
+    EXPECT_EQ(batch.datagram(2), "333");
+    b.sendto("x", to);
+    ASSERT_EQ(receiver.recvmmsg(batch), 1u);
+    EXPECT_EQ(batch.address(0).to_string(), b.local_address().to_string());
+    batch.clear();
+    batch.add("to a", 4, &to);  // slot 0 names its destination, slot 1 names none
+    batch.add("to b", 4, nullptr);
+
+    const std::string whole(64, 'w');
+    for (Socket* from : {&b, &a, &b, &a})
+        from->sendto(whole, to);
+    ASSERT_EQ(receiver.recvmmsg(batch), 4u);
+    for (std::size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(batch.datagram(i), whole) << i;
+        EXPECT_FALSE(batch.truncated(i)) << i;
+        EXPECT_EQ(batch.address(i).to_string(), (i % 2 == 0 ? b : a).local_address().to_string())
+            << i;
+    }
+}
+
 TEST_F(DatagramBatchTest, ADatagramLongerThanItsSlotIsFlaggedTruncated) {
     Socket receiver = unix_datagram("receiver");
     Socket sender = unix_datagram("sender");
